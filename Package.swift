@@ -1,0 +1,126 @@
+// swift-tools-version:6.1
+//
+// Cohort: a secure client-server group communication system and a research framework for
+// comparing security architectures of such systems. See README.md and docs/.
+//
+// Layering is one-way (../shared/DESIGN.md §2): pure cores ← strategies ← shells ← executables.
+// `CohortCore` imports nothing beyond the standard library: no NIO, no Foundation networking,
+// no clock.
+
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "cohort",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CohortCore", targets: ["CohortCore"]),
+        .library(name: "CohortSecurity", targets: ["CohortSecurity"]),
+        .library(name: "CohortTransport", targets: ["CohortTransport"]),
+        .library(name: "CohortDaemon", targets: ["CohortDaemon"]),
+        .library(name: "Cohort", targets: ["Cohort"]),
+        .executable(name: "cohortd", targets: ["cohortd"]),
+        .executable(name: "cohort", targets: ["cohort"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Pure protocol cores: identifiers, limits, wire codec, group table, daemon core.
+        .target(name: "CohortCore", swiftSettings: strictSettings),
+
+        // Security strategies composed into named architectures (today: `plain`).
+        .target(name: "CohortSecurity", dependencies: ["CohortCore"], swiftSettings: strictSettings),
+
+        // Byte-moving helpers shared by the daemon and client shells: framing, addresses.
+        .target(
+            name: "CohortTransport",
+            dependencies: ["CohortCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+
+        // SwiftNIO shell of the daemon: sockets, timers, config, metrics, lifecycle.
+        .target(
+            name: "CohortDaemon",
+            dependencies: [
+                "CohortCore",
+                "CohortSecurity",
+                "CohortTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // Client library: async/await API over TCP or a Unix domain socket.
+        .target(
+            name: "Cohort",
+            dependencies: [
+                "CohortCore",
+                "CohortSecurity",
+                "CohortTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        .executableTarget(
+            name: "cohortd",
+            dependencies: [
+                "CohortDaemon",
+                "CohortSecurity",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "cohort",
+            dependencies: [
+                "Cohort",
+                "CohortCore",
+                "CohortDaemon",
+                "CohortSecurity",
+                "CohortTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CohortEndToEndTests",
+            dependencies: [
+                "Cohort",
+                "CohortCore",
+                "CohortDaemon",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

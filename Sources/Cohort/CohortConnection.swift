@@ -1,0 +1,304 @@
+public import CohortCore
+import CohortSecurity
+public import CohortTransport
+public import NIOCore
+public import NIOPosix
+import Synchronization
+
+/// What a connection delivers to the application, in daemon order.
+public enum CohortEvent: Sendable, Hashable {
+    /// A message of a joined group (or of this client's private group).
+    case message(DeliveredMessage)
+    /// A membership view of a joined group.
+    case view(GroupView)
+    /// A status snapshot, answering ``CohortConnection/requestStatus()``.
+    case status(DaemonStatus)
+    /// A non-fatal error: the session goes on (e.g. a message the architecture refused).
+    case error(ErrorCode, reason: String)
+}
+
+/// Entry point of the client library.
+///
+/// ```swift
+/// try await CohortClient.withConnection(to: .tcp(host: "127.0.0.1", port: 4803),
+///                                       options: ConnectionOptions(name: "alice")) { connection in
+///     try await connection.join("chat")
+///     try await connection.multicast("hello", to: "chat")
+///     for try await event in connection.events { print(event) }
+/// }
+/// ```
+public enum CohortClient {
+    /// Connects to a daemon, completes the handshake, runs `body` with the open connection and
+    /// closes it when `body` returns or throws. Errors are ``CohortError``s.
+    public static func withConnection<Result: Sendable>(
+        to address: DaemonAddress,
+        options: ConnectionOptions,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ body: (CohortConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            _ = try MemberID(name: options.name, daemon: "d", limits: options.limits)
+        } catch {
+            throw CohortError.invalidName(error.description)
+        }
+        let request = ConnectRequest(privateName: options.name, wantsMembership: options.wantsMembership, authMethod: options.authMethod)
+        let limits = options.limits
+        let highWatermark = max(2, options.inboundBufferFramesMax)
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<(NIOAsyncChannel<DaemonFrame, ClientFrame>, EventLoopFuture<ConnectAccept>)> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let accepted = channel.eventLoop.makePromise(of: ConnectAccept.self)
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(ByteToMessageHandler(DaemonFrameDecoder(limits: limits)))
+                try sync.addHandler(MessageToByteHandler(ClientFrameEncoder()))
+                try sync.addHandler(HandshakeHandler(request: request, accepted: accepted))
+                let asyncChannel = try NIOAsyncChannel<DaemonFrame, ClientFrame>(
+                    wrappingChannelSynchronously: channel,
+                    configuration: .init(backPressureStrategy: .init(lowWatermark: highWatermark / 2, highWatermark: highWatermark)))
+                return (asyncChannel, accepted.futureResult)
+            }
+        }
+        let timeout = TimeAmount(options.connectTimeout)
+        let bootstrap = ClientBootstrap(group: eventLoopGroup).connectTimeout(timeout)
+        let (channel, acceptedFuture): (NIOAsyncChannel<DaemonFrame, ClientFrame>, EventLoopFuture<ConnectAccept>)
+        do {
+            switch address {
+            case .tcp(let host, let port):
+                (channel, acceptedFuture) = try await bootstrap
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .connect(host: host, port: port, channelInitializer: initializer)
+            case .unix(let path):
+                (channel, acceptedFuture) = try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
+            }
+        } catch {
+            throw CohortError.connectFailed(address: address.description, reason: "\(error)")
+        }
+        let handshakeDeadline = channel.channel.eventLoop.scheduleTask(in: timeout) {
+            channel.channel.close(promise: nil)
+        }
+        let accept: ConnectAccept
+        do {
+            accept = try await acceptedFuture.get()
+            handshakeDeadline.cancel()
+        } catch {
+            handshakeDeadline.cancel()
+            try? await channel.channel.close()
+            throw error is CohortError ? error : CohortError.connectFailed(address: address.description, reason: "\(error)")
+        }
+        guard accept.architecture == options.architecture.name else {
+            try? await channel.channel.close()
+            throw CohortError.rejected(.architectureRefused, reason:
+                "daemon runs architecture '\(accept.architecture)', client was started with '\(options.architecture.name)'")
+        }
+        return try await channel.executeThenClose { inbound, outbound in
+            let connection = CohortConnection(
+                accept: accept, options: options, inbound: inbound, outbound: outbound)
+            return try await body(connection)
+        }
+    }
+
+    /// Connects under a throw-away private name, asks for the daemon's status and disconnects.
+    public static func status(of address: DaemonAddress, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> DaemonStatus {
+        var options = ConnectionOptions(name: "status-\(UInt32.random(in: 0...UInt32.max))")
+        options.wantsMembership = false
+        return try await withConnection(to: address, options: options, eventLoopGroup: eventLoopGroup) { connection in
+            try await connection.requestStatus()
+            for try await event in connection.events {
+                if case .status(let status) = event { return status }
+            }
+            throw CohortError.disconnected
+        }
+    }
+}
+
+/// An open session with a daemon. Sending methods may be called from any task; ``events`` has
+/// one consumer.
+public final class CohortConnection: Sendable {
+    /// This client's identity (its private group is `member.privateGroup`).
+    public let member: MemberID
+    /// The architecture the daemon runs (checked equal to the client's).
+    public let architecture: String
+    /// Everything the daemon delivers, in order. Ends when the daemon closes the session
+    /// normally; throws ``CohortError/sessionEnded(_:reason:)`` when it ends it on an error.
+    public let events: CohortEvents
+
+    private let outbound: NIOAsyncChannelOutboundWriter<ClientFrame>
+    private let limits: Limits
+    private let hooks: SharedHooks
+
+    init(
+        accept: ConnectAccept, options: ConnectionOptions,
+        inbound: NIOAsyncChannelInboundStream<DaemonFrame>, outbound: NIOAsyncChannelOutboundWriter<ClientFrame>
+    ) {
+        member = accept.member
+        architecture = accept.architecture
+        limits = options.limits
+        hooks = SharedHooks(options.architecture.makeClientHooks())
+        self.outbound = outbound
+        events = CohortEvents(inbound: inbound, hooks: hooks)
+    }
+
+    /// Joins a group. The view arrives as an event.
+    public func join(_ group: String) async throws {
+        try await send(.join(try groupName(group)))
+    }
+
+    /// Leaves a group. A view without this member arrives as an event.
+    public func leave(_ group: String) async throws {
+        try await send(.leave(try groupName(group)))
+    }
+
+    /// Multicasts `payload` to one or more groups (or private groups `#name#daemon`).
+    public func multicast(
+        _ payload: [UInt8], to groups: [String], service: ServiceType = .agreed, messageType: UInt16 = 0
+    ) async throws {
+        try await send(.multicast(try message(payload, to: groups, service: service, messageType: messageType)))
+    }
+
+    /// Multicasts UTF-8 text to one group.
+    public func multicast(_ text: String, to group: String, service: ServiceType = .agreed, messageType: UInt16 = 0) async throws {
+        try await multicast(Array(text.utf8), to: [group], service: service, messageType: messageType)
+    }
+
+    /// Sends several messages in one batch: one hop to the event loop and one flush.
+    public func multicast(batch messages: [OutgoingMessage]) async throws {
+        var frames: [ClientFrame] = []
+        frames.reserveCapacity(messages.count)
+        for message in messages {
+            frames.append(.multicast(try sealed(checked(message))))
+        }
+        do {
+            try await outbound.write(contentsOf: frames)
+        } catch {
+            throw CohortError.disconnected
+        }
+    }
+
+    /// Builds a checked message (names and size validated) without sending it.
+    public func message(
+        _ payload: [UInt8], to groups: [String], service: ServiceType = .agreed, messageType: UInt16 = 0
+    ) throws -> OutgoingMessage {
+        guard !groups.isEmpty, groups.count <= limits.groupsPerMessageMax else {
+            throw CohortError.invalidName("a message needs 1 to \(limits.groupsPerMessageMax) groups, got \(groups.count)")
+        }
+        let message = OutgoingMessage(
+            service: service, messageType: messageType, groups: try groups.map(groupName), payload: payload)
+        return try sealed(checked(message))
+    }
+
+    /// Asks the daemon for its status; the answer arrives as ``CohortEvent/status(_:)``.
+    public func requestStatus() async throws { try await send(.statusRequest) }
+
+    /// Ends the session gracefully; ``events`` then finishes.
+    public func disconnect() async throws {
+        try await send(.disconnect)
+        outbound.finish()
+    }
+
+    // MARK: - Internals
+
+    private func send(_ frame: ClientFrame) async throws {
+        do {
+            try await outbound.write(frame)
+        } catch {
+            throw CohortError.disconnected
+        }
+    }
+
+    private func groupName(_ name: String) throws -> GroupName {
+        do {
+            return try GroupName(name, limits: limits)
+        } catch {
+            throw CohortError.invalidName(error.description)
+        }
+    }
+
+    private func checked(_ message: OutgoingMessage) throws -> OutgoingMessage {
+        guard message.payload.count <= limits.payloadBytesMax else {
+            throw CohortError.tooLarge(bytes: message.payload.count, max: limits.payloadBytesMax)
+        }
+        return message
+    }
+
+    private func sealed(_ message: OutgoingMessage) throws -> OutgoingMessage {
+        var message = message
+        do {
+            try hooks.seal(&message)
+        } catch {
+            throw CohortError.refused(error.reason)
+        }
+        return message
+    }
+}
+
+/// The architecture hooks of one connection, shared by its senders and its event consumer.
+final class SharedHooks: Sendable {
+    private let hooks: Mutex<any ClientSecurityHooks>
+    init(_ hooks: any ClientSecurityHooks) { self.hooks = Mutex(hooks) }
+
+    func seal(_ message: inout OutgoingMessage) throws(ArchitectureError) {
+        try hooks.withLock { (hooks) throws(ArchitectureError) in try hooks.seal(&message) }
+    }
+    func open(_ message: inout DeliveredMessage) throws(ArchitectureError) {
+        try hooks.withLock { (hooks) throws(ArchitectureError) in try hooks.open(&message) }
+    }
+    func install(_ view: inout GroupView) throws(ArchitectureError) {
+        try hooks.withLock { (hooks) throws(ArchitectureError) in try hooks.install(&view) }
+    }
+}
+
+/// The events of one connection (single consumer).
+public struct CohortEvents: AsyncSequence, Sendable {
+    /// Each element is one event.
+    public typealias Element = CohortEvent
+    let inbound: NIOAsyncChannelInboundStream<DaemonFrame>
+    let hooks: SharedHooks
+
+    /// Creates the iterator; call once.
+    public func makeAsyncIterator() -> Iterator { Iterator(base: inbound.makeAsyncIterator(), hooks: hooks) }
+
+    /// Iterates events, applying the architecture's hooks to messages and views.
+    public struct Iterator: AsyncIteratorProtocol {
+        var base: NIOAsyncChannelInboundStream<DaemonFrame>.AsyncIterator
+        let hooks: SharedHooks
+
+        /// The next event; `nil` once the daemon closed the session.
+        public mutating func next() async throws -> CohortEvent? {
+            while true {
+                let frame: DaemonFrame?
+                do {
+                    frame = try await base.next()
+                } catch let error as WireError {
+                    throw CohortError.protocolViolation(error.description)
+                } catch {
+                    throw CohortError.disconnected
+                }
+                guard let frame else { return nil }
+                switch frame {
+                case .message(var message):
+                    do {
+                        try hooks.open(&message)
+                    } catch {
+                        return .error(.architectureRefused, reason: "message from \(message.sender) dropped: \(error.reason)")
+                    }
+                    return .message(message)
+                case .view(var view):
+                    do {
+                        try hooks.install(&view)
+                    } catch {
+                        return .error(.architectureRefused, reason: "view of \(view.group) refused: \(error.reason)")
+                    }
+                    return .view(view)
+                case .status(let status):
+                    return .status(status)
+                case .error(let code, let fatal, let reason):
+                    if fatal { throw CohortError.sessionEnded(code, reason: reason) }
+                    return .error(code, reason: reason)
+                case .reject(let code, let reason):
+                    throw CohortError.sessionEnded(code, reason: reason)
+                case .accept, .authChallenge:
+                    throw CohortError.protocolViolation("unexpected handshake frame after the handshake")
+                }
+            }
+        }
+    }
+}

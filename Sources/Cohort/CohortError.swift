@@ -1,0 +1,37 @@
+public import CohortCore
+
+/// Errors of the client library, each with a readable description.
+public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The daemon rejected the handshake.
+    case rejected(ErrorCode, reason: String)
+    /// The daemon ended the session with an error.
+    case sessionEnded(ErrorCode, reason: String)
+    /// The connection was lost or closed.
+    case disconnected
+    /// An operation was attempted on a connection that is not open.
+    case notConnected
+    /// A payload exceeds the limit.
+    case tooLarge(bytes: Int, max: Int)
+    /// A group or private name is not valid.
+    case invalidName(String)
+    /// The daemon could not be reached.
+    case connectFailed(address: String, reason: String)
+    /// The daemon broke the protocol.
+    case protocolViolation(String)
+    /// The security architecture refused a message.
+    case refused(String)
+
+    public var description: String {
+        switch self {
+        case .rejected(let code, let reason): "daemon rejected the connection (\(code)): \(reason)"
+        case .sessionEnded(let code, let reason): "daemon ended the session (\(code)): \(reason)"
+        case .disconnected: "disconnected from the daemon"
+        case .notConnected: "not connected"
+        case .tooLarge(let bytes, let max): "payload of \(bytes) bytes exceeds the maximum of \(max)"
+        case .invalidName(let reason): reason
+        case .connectFailed(let address, let reason): "cannot connect to \(address): \(reason)"
+        case .protocolViolation(let reason): "protocol violation by the daemon: \(reason)"
+        case .refused(let reason): "refused by the security architecture: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,120 @@
+/// An operation on light-weight groups, applied by every daemon in one agreed total order.
+///
+/// Joins, leaves and disconnects travel through the same ordering as messages, so every daemon
+/// applies them in the same order and computes identical views (DESIGN.md §1: a client join or
+/// leave is one ordered message among daemons, not a daemon membership change).
+public enum OrderedOperation: Hashable, Sendable {
+    /// `member` joins `group`.
+    case join(MemberID, GroupName)
+    /// `member` leaves `group`.
+    case leave(MemberID, GroupName)
+    /// `member` disconnected: it leaves every group it is in.
+    case disconnect(MemberID)
+    /// A client message.
+    case message(DeliveredMessage)
+}
+
+/// The membership of every light-weight group, as a pure state machine over ordered operations.
+///
+/// The table knows nothing of sessions or sockets: it maps an operation at a position of the
+/// total order to the views it installs. Daemons hold identical tables because they apply
+/// identical operation sequences; each daemon then delivers to its local members only.
+public struct GroupTable: Sendable {
+    /// One group's current view.
+    public struct Group: Hashable, Sendable {
+        /// Members in join order.
+        public var members: [MemberID]
+        /// The view identifier of the current membership.
+        public var viewID: GroupViewID
+    }
+
+    /// A view change to announce: the view, and who is told of it.
+    public struct ViewChange: Hashable, Sendable {
+        /// The view.
+        public var view: GroupView
+        /// The members to notify: the new view's members, plus a leaver told of its own leave.
+        public var recipients: [MemberID]
+    }
+
+    /// Groups with at least one member, by name.
+    public private(set) var groups: [GroupName: Group] = [:]
+    /// The groups each member belongs to.
+    public private(set) var memberships: [MemberID: Set<GroupName>] = [:]
+    /// The daemon configuration the table is applying operations in.
+    public var configuration: ConfigurationID
+
+    /// An empty table in `configuration`.
+    public init(configuration: ConfigurationID) { self.configuration = configuration }
+
+    /// The members of `group` in join order (empty if the group has none).
+    public func members(of group: GroupName) -> [MemberID] { groups[group]?.members ?? [] }
+
+    /// How many groups `member` belongs to.
+    public func groupCount(of member: MemberID) -> Int { memberships[member]?.count ?? 0 }
+
+    /// Applies a membership operation at position `sequence` of the total order and returns the
+    /// views it installs. Messages change no membership; a join of a member already in the group,
+    /// or a leave of one not in it, changes nothing and returns no view.
+    public mutating func apply(_ operation: OrderedOperation, sequence: UInt64) -> [ViewChange] {
+        let viewID = GroupViewID(configuration: configuration, sequence: sequence)
+        switch operation {
+        case .join(let member, let group):
+            var entry = groups[group] ?? Group(members: [], viewID: viewID)
+            guard !entry.members.contains(member) else { return [] }
+            let previous = entry.members
+            entry.members.append(member)
+            entry.viewID = viewID
+            groups[group] = entry
+            memberships[member, default: []].insert(group)
+            let view = GroupView(
+                group: group, viewID: viewID, members: entry.members, cause: .join,
+                changed: [member], continuing: previous)
+            return [ViewChange(view: view, recipients: entry.members)]
+
+        case .leave(let member, let group):
+            guard let change = remove(member, from: group, cause: .leave, viewID: viewID) else { return [] }
+            // The leaver is told of its own leave by a view it is no longer in (Spread's self-leave).
+            let selfLeave = GroupView(
+                group: group, viewID: viewID, members: [], cause: .leave, changed: [member], continuing: [])
+            var changes = [ViewChange(view: selfLeave, recipients: [member])]
+            if !change.recipients.isEmpty { changes.append(change) }
+            return changes
+
+        case .disconnect(let member):
+            let joined = (memberships[member] ?? []).sorted()
+            var changes: [ViewChange] = []
+            for group in joined {
+                if let change = remove(member, from: group, cause: .disconnect, viewID: viewID),
+                   !change.recipients.isEmpty {
+                    changes.append(change)
+                }
+            }
+            memberships[member] = nil
+            return changes
+
+        case .message:
+            return []
+        }
+    }
+
+    private mutating func remove(
+        _ member: MemberID, from group: GroupName, cause: ViewCause, viewID: GroupViewID
+    ) -> ViewChange? {
+        guard var entry = groups[group], let index = entry.members.firstIndex(of: member) else { return nil }
+        entry.members.remove(at: index)
+        memberships[member]?.remove(group)
+        if memberships[member]?.isEmpty == true { memberships[member] = nil }
+        if entry.members.isEmpty {
+            groups[group] = nil
+            return ViewChange(
+                view: GroupView(group: group, viewID: viewID, members: [], cause: cause, changed: [member], continuing: []),
+                recipients: [])
+        }
+        entry.viewID = viewID
+        groups[group] = entry
+        let view = GroupView(
+            group: group, viewID: viewID, members: entry.members, cause: cause, changed: [member],
+            continuing: entry.members)
+        return ViewChange(view: view, recipients: entry.members)
+    }
+}

@@ -1,0 +1,164 @@
+/// A name of a light-weight client group, or of a client's private group.
+///
+/// Regular group names are 1...``Limits/groupNameBytesMax`` printable ASCII characters
+/// (0x21-0x7E) without `#`. Private group names have the form `#member#daemon` (see
+/// ``MemberID``); a message sent to one reaches that client alone, as in Spread.
+public struct GroupName: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The name as it travels on the wire.
+    public let rawValue: String
+
+    /// Validates `rawValue` against `limits`; throws ``WireError/invalidGroupName(_:)``.
+    public init(_ rawValue: String, limits: Limits = Limits()) throws(WireError) {
+        if rawValue.first == "#" {
+            guard MemberID(privateGroup: rawValue, limits: limits) != nil else {
+                throw .invalidGroupName(rawValue)
+            }
+        } else {
+            guard rawValue.utf8.count <= limits.groupNameBytesMax,
+                  Self.isValidName(rawValue.utf8, allowHash: false)
+            else { throw .invalidGroupName(rawValue) }
+        }
+        self.rawValue = rawValue
+    }
+
+    /// Wraps a name already known to be valid (a private group built from a ``MemberID``).
+    init(unchecked rawValue: String) { self.rawValue = rawValue }
+
+    /// Whether this is a client's private group (`#member#daemon`).
+    public var isPrivate: Bool { rawValue.utf8.first == UInt8(ascii: "#") }
+
+    /// The member this private group belongs to, or `nil` for a regular group.
+    public var privateMember: MemberID? {
+        isPrivate ? MemberID(privateGroup: rawValue, limits: Limits(groupNameBytesMax: .max)) : nil
+    }
+
+    public var description: String { rawValue }
+    public static func < (lhs: GroupName, rhs: GroupName) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// Printable ASCII (0x21-0x7E), non-empty, optionally without `#`.
+    static func isValidName(_ utf8: String.UTF8View, allowHash: Bool) -> Bool {
+        guard !utf8.isEmpty else { return false }
+        for byte in utf8 {
+            guard byte >= 0x21, byte <= 0x7E else { return false }
+            if !allowHash, byte == UInt8(ascii: "#") { return false }
+        }
+        return true
+    }
+}
+
+/// The identity of a connected client: its private name, unique on its daemon, and the daemon.
+///
+/// Rendered as its private group name `#name#daemon`, which is what members lists and sender
+/// fields carry on the wire.
+public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The client-chosen private name (1...``Limits/privateNameBytesMax`` characters).
+    public let name: String
+    /// The name of the daemon the client is connected to.
+    public let daemon: String
+
+    /// Creates a member identity; both parts must be valid names (printable ASCII without `#`).
+    public init(name: String, daemon: String, limits: Limits = Limits()) throws(WireError) {
+        guard Self.isValidPart(name, bytesMax: limits.privateNameBytesMax) else { throw .invalidPrivateName(name) }
+        guard Self.isValidPart(daemon, bytesMax: limits.daemonNameBytesMax) else { throw .invalidDaemonName(daemon) }
+        self.name = name
+        self.daemon = daemon
+    }
+
+    /// Parses a private group name `#name#daemon`; `nil` if it is not one.
+    public init?(privateGroup: String, limits: Limits = Limits()) {
+        let utf8 = Array(privateGroup.utf8)
+        guard utf8.count >= 4, utf8[0] == UInt8(ascii: "#"),
+              let second = utf8[1...].firstIndex(of: UInt8(ascii: "#"))
+        else { return nil }
+        let name = String(decoding: utf8[1..<second], as: UTF8.self)
+        let daemon = String(decoding: utf8[(second + 1)...], as: UTF8.self)
+        guard Self.isValidPart(name, bytesMax: limits.privateNameBytesMax),
+              Self.isValidPart(daemon, bytesMax: limits.daemonNameBytesMax)
+        else { return nil }
+        self.name = name
+        self.daemon = daemon
+    }
+
+    /// The private group name, `#name#daemon`.
+    public var privateGroup: GroupName { GroupName(unchecked: description) }
+
+    public var description: String { "#\(name)#\(daemon)" }
+
+    public static func < (lhs: MemberID, rhs: MemberID) -> Bool {
+        (lhs.daemon, lhs.name) < (rhs.daemon, rhs.name)
+    }
+
+    static func isValidPart(_ part: String, bytesMax: Int) -> Bool {
+        part.utf8.count <= bytesMax && GroupName.isValidName(part.utf8, allowHash: false)
+    }
+}
+
+/// Identifies one daemon configuration (a membership of the daemon group).
+///
+/// With one daemon, `epoch` is the daemon's incarnation; the EVS core numbers configurations by
+/// its ring sequence and names the representative that formed it.
+public struct ConfigurationID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// Monotonically increasing number of the configuration.
+    public var epoch: UInt64
+    /// The daemon that formed the configuration.
+    public var representative: String
+
+    /// Creates a configuration identifier.
+    public init(epoch: UInt64, representative: String) {
+        self.epoch = epoch
+        self.representative = representative
+    }
+
+    public var description: String { "\(epoch).\(representative)" }
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.epoch, lhs.representative) < (rhs.epoch, rhs.representative)
+    }
+}
+
+/// Identifies one view of one group: the configuration it was installed in and the position of
+/// the installing operation in that configuration's total order. Every daemon applies the same
+/// ordered operations, so every daemon computes the same identifier for the same view.
+public struct GroupViewID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The daemon configuration in which the view was installed.
+    public var configuration: ConfigurationID
+    /// Sequence number of the ordered operation that installed the view.
+    public var sequence: UInt64
+
+    /// Creates a group view identifier.
+    public init(configuration: ConfigurationID, sequence: UInt64) {
+        self.configuration = configuration
+        self.sequence = sequence
+    }
+
+    /// `epoch.representative.sequence`, as `cohort listen --json` prints it.
+    public var description: String { "\(configuration).\(sequence)" }
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.configuration, lhs.sequence) < (rhs.configuration, rhs.sequence)
+    }
+}
+
+/// A daemon-local handle for one client connection, assigned by the shell.
+public struct SessionID: Hashable, Sendable, CustomStringConvertible {
+    /// The raw number; unique for the lifetime of one daemon process.
+    public var rawValue: UInt64
+    /// Wraps a raw session number.
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "s\(rawValue)" }
+}
+
+/// A point on a monotonic time line, injected by the driver (the NIO shell or the simulator).
+/// Cores never read a clock; they compare instants they are given.
+public struct Instant: Hashable, Comparable, Sendable {
+    /// Nanoseconds since an arbitrary origin chosen by the driver.
+    public var nanoseconds: UInt64
+    /// Creates an instant.
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+    /// The instant `duration` later (saturating at the end of time; negative durations clamp to 0).
+    public func advanced(by duration: Duration) -> Instant {
+        let (seconds, attoseconds) = duration.components
+        let delta = max(0, seconds) &* 1_000_000_000 &+ max(0, attoseconds / 1_000_000_000)
+        let (sum, overflow) = nanoseconds.addingReportingOverflow(UInt64(delta))
+        return Instant(nanoseconds: overflow ? .max : sum)
+    }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+}

@@ -1,0 +1,435 @@
+/// Constants of the client protocol; see `docs/wire-protocol.md`.
+public enum WireProtocol {
+    /// Magic at the start of every connect frame: ASCII "COHR".
+    public static let magic: UInt32 = 0x434F_4852
+    /// The protocol version this build speaks.
+    public static let version: UInt16 = 1
+    /// Bytes of the big-endian length prefix of every frame.
+    public static let lengthPrefixBytes = 4
+
+    /// Reads the body length from the first four bytes of a frame, checking it against
+    /// `frameBytesMax`. Returns `nil` while fewer than four bytes are available.
+    public static func bodyLength(prefix: UnsafeRawBufferPointer, frameBytesMax: Int) throws(WireError) -> Int? {
+        guard prefix.count >= lengthPrefixBytes else { return nil }
+        let length = Int(UInt32(bigEndian: prefix.loadUnaligned(as: UInt32.self)))
+        guard length >= 1 else { throw .truncated }
+        guard length <= frameBytesMax else { throw .frameTooLarge(length: length, max: frameBytesMax) }
+        return length
+    }
+}
+
+/// The connect handshake a client opens every session with.
+public struct ConnectRequest: Hashable, Sendable {
+    /// The protocol version the client speaks.
+    public var version: UInt16
+    /// The client-chosen private name, unique on the daemon.
+    public var privateName: String
+    /// Whether the client wants group membership notifications.
+    public var wantsMembership: Bool
+    /// The authentication method the client picks (`none` today).
+    public var authMethod: String
+    /// Method-specific first authentication message.
+    public var authData: [UInt8]
+
+    /// Creates a connect request.
+    public init(
+        version: UInt16 = WireProtocol.version, privateName: String, wantsMembership: Bool = true,
+        authMethod: String = "none", authData: [UInt8] = []
+    ) {
+        self.version = version
+        self.privateName = privateName
+        self.wantsMembership = wantsMembership
+        self.authMethod = authMethod
+        self.authData = authData
+    }
+}
+
+/// What a daemon answers a successful handshake with.
+public struct ConnectAccept: Hashable, Sendable {
+    /// The protocol version the session will use.
+    public var version: UInt16
+    /// The client's identity (its private group).
+    public var member: MemberID
+    /// The security architecture the daemon runs.
+    public var architecture: String
+
+    /// Creates an accept reply.
+    public init(version: UInt16, member: MemberID, architecture: String) {
+        self.version = version
+        self.member = member
+        self.architecture = architecture
+    }
+}
+
+/// Frames a client sends to its daemon.
+public enum ClientFrame: Hashable, Sendable {
+    /// Opens the session; must be the first frame.
+    case connect(ConnectRequest)
+    /// A further authentication message, for multi-round methods.
+    case authResponse([UInt8])
+    /// Joins a group.
+    case join(GroupName)
+    /// Leaves a group.
+    case leave(GroupName)
+    /// Multicasts a message to one or more groups.
+    case multicast(OutgoingMessage)
+    /// Asks for a ``DaemonStatus``.
+    case statusRequest
+    /// Ends the session gracefully.
+    case disconnect
+
+    enum Kind: UInt8 {
+        case connect = 0x01, authResponse = 0x02, join = 0x03, leave = 0x04, multicast = 0x05
+        case statusRequest = 0x06, disconnect = 0x07
+    }
+}
+
+/// Frames a daemon sends to a client.
+public enum DaemonFrame: Hashable, Sendable {
+    /// The handshake succeeded.
+    case accept(ConnectAccept)
+    /// The handshake failed; the daemon closes the connection.
+    case reject(ErrorCode, reason: String)
+    /// A multi-round authentication method's next challenge.
+    case authChallenge(method: String, data: [UInt8])
+    /// A delivered message.
+    case message(DeliveredMessage)
+    /// A membership view of a group.
+    case view(GroupView)
+    /// A session error; when `fatal`, the daemon closes the session after it.
+    case error(ErrorCode, fatal: Bool, reason: String)
+    /// Answer to a status request.
+    case status(DaemonStatus)
+
+    enum Kind: UInt8 {
+        case accept = 0x81, reject = 0x82, authChallenge = 0x83, message = 0x84, view = 0x85
+        case error = 0x86, status = 0x87
+    }
+}
+
+// MARK: - Encoding
+
+extension ClientFrame {
+    /// The frame with its length prefix, ready for the socket.
+    public func encoded() -> [UInt8] {
+        var writer = WireWriter(capacity: encodedCapacityHint)
+        encode(into: &writer)
+        return writer.bytes
+    }
+
+    /// Appends the frame, length prefix first.
+    public func encode(into writer: inout WireWriter) {
+        let start = writer.bytes.count
+        writer.write(UInt32(0))
+        switch self {
+        case .connect(let request):
+            writer.write(Kind.connect.rawValue)
+            writer.write(WireProtocol.magic)
+            writer.write(request.version)
+            writer.write(UInt8(request.wantsMembership ? 1 : 0))
+            writer.writeShortString(request.privateName)
+            writer.writeShortString(request.authMethod)
+            writer.writeBlob(request.authData)
+        case .authResponse(let data):
+            writer.write(Kind.authResponse.rawValue)
+            writer.writeBlob(data)
+        case .join(let group):
+            writer.write(Kind.join.rawValue)
+            writer.writeShortString(group.rawValue)
+        case .leave(let group):
+            writer.write(Kind.leave.rawValue)
+            writer.writeShortString(group.rawValue)
+        case .multicast(let message):
+            writer.write(Kind.multicast.rawValue)
+            writer.write(message.service)
+            writer.write(message.messageType)
+            writer.write(groups: message.groups)
+            writer.writeBlob(message.payload)
+        case .statusRequest:
+            writer.write(Kind.statusRequest.rawValue)
+        case .disconnect:
+            writer.write(Kind.disconnect.rawValue)
+        }
+        writer.patchLength(at: start)
+    }
+
+    private var encodedCapacityHint: Int {
+        if case .multicast(let message) = self { return 16 + message.payload.count + message.groups.count * 33 }
+        return 64
+    }
+}
+
+extension DaemonFrame {
+    /// The frame with its length prefix, ready for the socket.
+    public func encoded() -> [UInt8] {
+        var writer = WireWriter(capacity: encodedCapacityHint)
+        encode(into: &writer)
+        return writer.bytes
+    }
+
+    /// Appends the frame, length prefix first.
+    public func encode(into writer: inout WireWriter) {
+        let start = writer.bytes.count
+        writer.write(UInt32(0))
+        switch self {
+        case .accept(let accept):
+            writer.write(Kind.accept.rawValue)
+            writer.write(accept.version)
+            writer.writeShortString(accept.member.description)
+            writer.writeShortString(accept.architecture)
+        case .reject(let code, let reason):
+            writer.write(Kind.reject.rawValue)
+            writer.write(code.rawValue)
+            writer.writeText(reason)
+        case .authChallenge(let method, let data):
+            writer.write(Kind.authChallenge.rawValue)
+            writer.writeShortString(method)
+            writer.writeBlob(data)
+        case .message(let message):
+            writer.write(Kind.message.rawValue)
+            writer.write(message.service)
+            writer.write(message.messageType)
+            writer.writeShortString(message.sender.description)
+            writer.write(groups: message.groups)
+            writer.writeBlob(message.payload)
+        case .view(let view):
+            writer.write(Kind.view.rawValue)
+            writer.writeShortString(view.group.rawValue)
+            writer.write(view.viewID)
+            writer.write(view.cause.rawValue)
+            writer.write(view.transitional)
+            writer.write(members: view.members)
+            writer.write(members: view.changed)
+            writer.write(members: view.continuing)
+        case .error(let code, let fatal, let reason):
+            writer.write(Kind.error.rawValue)
+            writer.write(code.rawValue)
+            writer.write(fatal)
+            writer.writeText(reason)
+        case .status(let status):
+            writer.write(Kind.status.rawValue)
+            writer.writeShortString(status.daemonName)
+            writer.writeText(status.version)
+            writer.writeShortString(status.architecture)
+            writer.write(status.configuration)
+            writer.write(UInt32(status.configurationMembers.count))
+            for daemon in status.configurationMembers { writer.writeShortString(daemon) }
+            writer.write(members: status.clients)
+            writer.write(UInt32(status.groups.count))
+            for summary in status.groups {
+                writer.writeShortString(summary.group.rawValue)
+                writer.write(summary.viewID)
+                writer.write(members: summary.members)
+            }
+        }
+        writer.patchLength(at: start)
+    }
+
+    private var encodedCapacityHint: Int {
+        if case .message(let message) = self { return 48 + message.payload.count + message.groups.count * 33 }
+        return 128
+    }
+}
+
+extension WireWriter {
+    mutating func write(_ service: ServiceType) {
+        write(service.level.rawValue)
+        write(service.selfDiscard ? ServiceType.selfDiscardBit : 0)
+    }
+
+    mutating func write(groups: [GroupName]) {
+        write(UInt8(truncatingIfNeeded: groups.count))
+        for group in groups { writeShortString(group.rawValue) }
+    }
+
+    mutating func write(members: [MemberID]) {
+        write(UInt32(members.count))
+        for member in members { writeShortString(member.description) }
+    }
+
+    mutating func write(_ configuration: ConfigurationID) {
+        write(configuration.epoch)
+        writeShortString(configuration.representative)
+    }
+
+    mutating func write(_ viewID: GroupViewID) {
+        write(viewID.configuration)
+        write(viewID.sequence)
+    }
+}
+
+// MARK: - Decoding
+
+extension ClientFrame {
+    /// Decodes one frame body (kind byte and fields, without the length prefix).
+    public static func decode(body: UnsafeRawBufferPointer, limits: Limits) throws(WireError) -> ClientFrame {
+        var reader = WireReader(body)
+        let kindByte = try reader.readUInt8()
+        guard let kind = Kind(rawValue: kindByte) else { throw .unknownFrameKind(kindByte) }
+        let frame: ClientFrame
+        switch kind {
+        case .connect:
+            guard try reader.readUInt32() == WireProtocol.magic else { throw .badMagic }
+            let version = try reader.readUInt16()
+            let flags = try reader.readUInt8()
+            let name = try reader.readShortString()
+            let method = try reader.readShortString()
+            let data = try reader.readBlob(bytesMax: limits.authDataBytesMax)
+            frame = .connect(ConnectRequest(
+                version: version, privateName: name, wantsMembership: flags & 1 != 0,
+                authMethod: method, authData: data))
+        case .authResponse:
+            frame = .authResponse(try reader.readBlob(bytesMax: limits.authDataBytesMax))
+        case .join:
+            frame = .join(try GroupName(try reader.readShortString(), limits: limits))
+        case .leave:
+            frame = .leave(try GroupName(try reader.readShortString(), limits: limits))
+        case .multicast:
+            let service = try reader.readService()
+            let messageType = try reader.readUInt16()
+            let groups = try reader.readGroups(limits: limits)
+            let payload = try reader.readBlob(bytesMax: limits.payloadBytesMax)
+            frame = .multicast(OutgoingMessage(service: service, messageType: messageType, groups: groups, payload: payload))
+        case .statusRequest:
+            frame = .statusRequest
+        case .disconnect:
+            frame = .disconnect
+        }
+        try reader.expectEnd()
+        return frame
+    }
+
+    /// Decodes one frame body from an array (tests and fuzzing).
+    public static func decode(body: [UInt8], limits: Limits) throws(WireError) -> ClientFrame {
+        try body.withUnsafeBytes { raw in Result { () throws(WireError) in try decode(body: raw, limits: limits) } }.get()
+    }
+}
+
+extension DaemonFrame {
+    /// Decodes one frame body (kind byte and fields, without the length prefix).
+    public static func decode(body: UnsafeRawBufferPointer, limits: Limits) throws(WireError) -> DaemonFrame {
+        var reader = WireReader(body)
+        let kindByte = try reader.readUInt8()
+        guard let kind = Kind(rawValue: kindByte) else { throw .unknownFrameKind(kindByte) }
+        let frame: DaemonFrame
+        switch kind {
+        case .accept:
+            let version = try reader.readUInt16()
+            let member = try reader.readMember(limits: limits)
+            let architecture = try reader.readShortString()
+            frame = .accept(ConnectAccept(version: version, member: member, architecture: architecture))
+        case .reject:
+            let code = try reader.readErrorCode()
+            frame = .reject(code, reason: try reader.readText())
+        case .authChallenge:
+            let method = try reader.readShortString()
+            frame = .authChallenge(method: method, data: try reader.readBlob(bytesMax: limits.authDataBytesMax))
+        case .message:
+            let service = try reader.readService()
+            let messageType = try reader.readUInt16()
+            let sender = try reader.readMember(limits: limits)
+            let groups = try reader.readGroups(limits: limits)
+            let payload = try reader.readBlob(bytesMax: limits.payloadBytesMax)
+            frame = .message(DeliveredMessage(
+                service: service, messageType: messageType, sender: sender, groups: groups, payload: payload))
+        case .view:
+            let group = try GroupName(try reader.readShortString(), limits: limits)
+            let viewID = try reader.readViewID()
+            let causeByte = try reader.readUInt8()
+            guard let cause = ViewCause(rawValue: causeByte) else { throw .invalidValue("view cause \(causeByte)") }
+            let transitional = try reader.readBool()
+            let members = try reader.readMembers(limits: limits)
+            let changed = try reader.readMembers(limits: limits)
+            let continuing = try reader.readMembers(limits: limits)
+            frame = .view(GroupView(
+                group: group, viewID: viewID, members: members, cause: cause, changed: changed,
+                transitional: transitional, continuing: continuing))
+        case .error:
+            let code = try reader.readErrorCode()
+            let fatal = try reader.readBool()
+            frame = .error(code, fatal: fatal, reason: try reader.readText())
+        case .status:
+            let daemonName = try reader.readShortString()
+            let version = try reader.readText()
+            let architecture = try reader.readShortString()
+            let configuration = try reader.readConfigurationID()
+            let daemonCount = try reader.readCount()
+            var daemons: [String] = []
+            for _ in 0..<daemonCount { daemons.append(try reader.readShortString()) }
+            let clients = try reader.readMembers(limits: limits)
+            let groupCount = try reader.readCount()
+            var groups: [DaemonStatus.GroupSummary] = []
+            for _ in 0..<groupCount {
+                let group = try GroupName(try reader.readShortString(), limits: limits)
+                let viewID = try reader.readViewID()
+                groups.append(.init(group: group, viewID: viewID, members: try reader.readMembers(limits: limits)))
+            }
+            frame = .status(DaemonStatus(
+                daemonName: daemonName, version: version, architecture: architecture, configuration: configuration,
+                configurationMembers: daemons, clients: clients, groups: groups))
+        }
+        try reader.expectEnd()
+        return frame
+    }
+
+    /// Decodes one frame body from an array (tests and fuzzing).
+    public static func decode(body: [UInt8], limits: Limits) throws(WireError) -> DaemonFrame {
+        try body.withUnsafeBytes { raw in Result { () throws(WireError) in try decode(body: raw, limits: limits) } }.get()
+    }
+}
+
+extension WireReader {
+    mutating func readService() throws(WireError) -> ServiceType {
+        let levelByte = try readUInt8()
+        guard let level = ServiceLevel(rawValue: levelByte) else { throw .invalidValue("service level \(levelByte)") }
+        let flags = try readUInt8()
+        guard flags & ~ServiceType.selfDiscardBit == 0 else { throw .invalidValue("service flags \(flags)") }
+        return ServiceType(level, selfDiscard: flags & ServiceType.selfDiscardBit != 0)
+    }
+
+    mutating func readGroups(limits: Limits) throws(WireError) -> [GroupName] {
+        let count = Int(try readUInt8())
+        guard count >= 1, count <= limits.groupsPerMessageMax else { throw .badGroupCount(count) }
+        var groups: [GroupName] = []
+        groups.reserveCapacity(count)
+        for _ in 0..<count { groups.append(try GroupName(try readShortString(), limits: limits)) }
+        return groups
+    }
+
+    mutating func readMember(limits: Limits) throws(WireError) -> MemberID {
+        let text = try readShortString()
+        guard let member = MemberID(privateGroup: text, limits: limits) else { throw .invalidPrivateName(text) }
+        return member
+    }
+
+    /// A 32-bit element count, bounded by the bytes left (every element takes at least one).
+    mutating func readCount() throws(WireError) -> Int {
+        let count = Int(try readUInt32())
+        guard count <= remaining else { throw .truncated }
+        return count
+    }
+
+    mutating func readMembers(limits: Limits) throws(WireError) -> [MemberID] {
+        let count = try readCount()
+        var members: [MemberID] = []
+        members.reserveCapacity(count)
+        for _ in 0..<count { members.append(try readMember(limits: limits)) }
+        return members
+    }
+
+    mutating func readConfigurationID() throws(WireError) -> ConfigurationID {
+        let epoch = try readUInt64()
+        return ConfigurationID(epoch: epoch, representative: try readShortString())
+    }
+
+    mutating func readViewID() throws(WireError) -> GroupViewID {
+        let configuration = try readConfigurationID()
+        return GroupViewID(configuration: configuration, sequence: try readUInt64())
+    }
+
+    mutating func readErrorCode() throws(WireError) -> ErrorCode {
+        let raw = try readUInt16()
+        guard let code = ErrorCode(rawValue: raw) else { throw .invalidValue("error code \(raw)") }
+        return code
+    }
+}

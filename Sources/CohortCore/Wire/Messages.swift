@@ -1,0 +1,146 @@
+/// A message as a client submits it to its daemon.
+public struct OutgoingMessage: Hashable, Sendable {
+    /// Ordering and delivery guarantee.
+    public var service: ServiceType
+    /// A 16-bit type tag chosen by the application (Spread's `mess_type`).
+    public var messageType: UInt16
+    /// One or more destination groups; private groups (`#name#daemon`) address one client.
+    public var groups: [GroupName]
+    /// Application bytes.
+    public var payload: [UInt8]
+
+    /// Creates an outgoing message.
+    public init(service: ServiceType, messageType: UInt16 = 0, groups: [GroupName], payload: [UInt8]) {
+        self.service = service
+        self.messageType = messageType
+        self.groups = groups
+        self.payload = payload
+    }
+}
+
+/// A message as a daemon delivers it to a client.
+public struct DeliveredMessage: Hashable, Sendable {
+    /// Ordering and delivery guarantee it was sent with.
+    public var service: ServiceType
+    /// The application's type tag.
+    public var messageType: UInt16
+    /// The sending client.
+    public var sender: MemberID
+    /// The groups it was sent to.
+    public var groups: [GroupName]
+    /// Application bytes.
+    public var payload: [UInt8]
+
+    /// Creates a delivered message.
+    public init(service: ServiceType, messageType: UInt16, sender: MemberID, groups: [GroupName], payload: [UInt8]) {
+        self.service = service
+        self.messageType = messageType
+        self.sender = sender
+        self.groups = groups
+        self.payload = payload
+    }
+}
+
+/// Why a group's membership changed (Spread's CAUSED_BY_*).
+public enum ViewCause: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// A client joined.
+    case join = 1
+    /// A client left.
+    case leave = 2
+    /// A client disconnected (or its daemon dropped it).
+    case disconnect = 3
+    /// The daemon configuration changed (partition, merge, crash).
+    case network = 4
+
+    /// Lower-case name, as printed in JSON.
+    public var description: String {
+        switch self {
+        case .join: "join"
+        case .leave: "leave"
+        case .disconnect: "disconnect"
+        case .network: "network"
+        }
+    }
+}
+
+/// One membership view of a group, as delivered to its members.
+public struct GroupView: Hashable, Sendable {
+    /// The group.
+    public var group: GroupName
+    /// Identifier of this view; identical at every member.
+    public var viewID: GroupViewID
+    /// Members in join order (empty in the notification a leaving member gets of its own leave).
+    public var members: [MemberID]
+    /// What caused the change.
+    public var cause: ViewCause
+    /// The members that joined, left or disconnected.
+    public var changed: [MemberID]
+    /// Whether this is a transitional view (EVS): members that move on together, delivered
+    /// before the next regular view after a daemon configuration change.
+    public var transitional: Bool
+    /// Members of the previous view that come into this one together with the receiver
+    /// (Spread's `vs_set`); virtual synchrony and key agreement build on it.
+    public var continuing: [MemberID]
+
+    /// Creates a view.
+    public init(
+        group: GroupName, viewID: GroupViewID, members: [MemberID], cause: ViewCause,
+        changed: [MemberID], transitional: Bool = false, continuing: [MemberID]
+    ) {
+        self.group = group
+        self.viewID = viewID
+        self.members = members
+        self.cause = cause
+        self.changed = changed
+        self.transitional = transitional
+        self.continuing = continuing
+    }
+}
+
+/// A snapshot of a daemon for `cohort status`.
+public struct DaemonStatus: Hashable, Sendable {
+    /// The daemon's name.
+    public var daemonName: String
+    /// The daemon's software version.
+    public var version: String
+    /// The security architecture it runs.
+    public var architecture: String
+    /// The current daemon configuration.
+    public var configuration: ConfigurationID
+    /// Daemons in the current configuration.
+    public var configurationMembers: [String]
+    /// Clients connected to this daemon.
+    public var clients: [MemberID]
+    /// Every group with its members, by name.
+    public var groups: [GroupSummary]
+
+    /// One group in a status snapshot.
+    public struct GroupSummary: Hashable, Sendable {
+        /// The group.
+        public var group: GroupName
+        /// Its current view.
+        public var viewID: GroupViewID
+        /// Its members in join order.
+        public var members: [MemberID]
+        /// Creates a summary.
+        public init(group: GroupName, viewID: GroupViewID, members: [MemberID]) {
+            self.group = group
+            self.viewID = viewID
+            self.members = members
+        }
+    }
+
+    /// Creates a status snapshot.
+    public init(
+        daemonName: String, version: String, architecture: String, configuration: ConfigurationID,
+        configurationMembers: [String], clients: [MemberID], groups: [GroupSummary]
+    ) {
+        self.daemonName = daemonName
+        self.version = version
+        self.architecture = architecture
+        self.configuration = configuration
+        self.configurationMembers = configurationMembers
+        self.clients = clients
+        self.groups = groups
+    }
+}

@@ -1,0 +1,153 @@
+public import CohortCore
+import Foundation
+import Yams
+
+/// The daemon configuration file (YAML), shared by every daemon of a server group.
+///
+/// It lists the set of daemons (the multi-daemon runtime forms its server group from this list)
+/// and the settings every daemon runs with. Every key but `daemons` is optional. Example and
+/// field reference: `docs/configuration.md`.
+public struct DaemonConfiguration: Codable, Sendable, Equatable {
+    /// One daemon of the server group.
+    public struct DaemonEntry: Codable, Sendable, Equatable {
+        /// Unique daemon name (printable ASCII, no `#`, at most 32 bytes).
+        public var name: String
+        /// Host the daemon listens on, for clients and for peer daemons.
+        public var host: String
+        /// TCP port for peer daemons.
+        public var daemonPort: Int?
+        /// TCP port for clients; `null` disables TCP clients.
+        public var clientPort: Int?
+        /// Unix domain socket path for local clients; `null` disables it.
+        public var socketPath: String?
+
+        /// Creates an entry.
+        public init(name: String, host: String = "127.0.0.1", daemonPort: Int? = nil, clientPort: Int? = 4803, socketPath: String? = nil) {
+            self.name = name
+            self.host = host
+            self.daemonPort = daemonPort
+            self.clientPort = clientPort
+            self.socketPath = socketPath
+        }
+
+        private enum CodingKeys: String, CodingKey { case name, host, daemonPort, clientPort, socketPath }
+
+        /// Decodes an entry; `host` defaults to 127.0.0.1.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            host = try container.decodeIfPresent(String.self, forKey: .host) ?? "127.0.0.1"
+            daemonPort = try container.decodeIfPresent(Int.self, forKey: .daemonPort)
+            clientPort = try container.decodeIfPresent(Int.self, forKey: .clientPort)
+            socketPath = try container.decodeIfPresent(String.self, forKey: .socketPath)
+        }
+    }
+
+    /// The daemons of the server group.
+    public var daemons: [DaemonEntry]
+    /// The security architecture (`plain` today).
+    public var architecture: String = "plain"
+    /// Bounds on client input.
+    public var limits = Limits()
+    /// Bytes queued toward one client before the daemon disconnects it as too slow.
+    public var clientQueueBytesMax: Int = 32 * 1024 * 1024
+    /// Seconds a client has to complete its handshake.
+    public var handshakeTimeoutSeconds: Double = 10
+    /// Authentication methods offered to clients.
+    public var authMethods: [String] = ["none"]
+    /// Most clients one daemon serves.
+    public var clientsMax: Int = 10_000
+    /// Port of the Prometheus endpoint; `null` disables it.
+    public var metricsPort: Int?
+    /// Log level: trace, debug, info, notice, warning, error, critical.
+    public var logLevel: String = "info"
+
+    /// A configuration with the given daemons and defaults for everything else.
+    public init(daemons: [DaemonEntry]) { self.daemons = daemons }
+
+    private enum CodingKeys: String, CodingKey {
+        case daemons, architecture, limits, clientQueueBytesMax, handshakeTimeoutSeconds, authMethods
+        case clientsMax, metricsPort, logLevel
+    }
+
+    /// Decodes a configuration; every key but `daemons` is optional.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = DaemonConfiguration(daemons: [])
+        daemons = try container.decode([DaemonEntry].self, forKey: .daemons)
+        architecture = try container.decodeIfPresent(String.self, forKey: .architecture) ?? defaults.architecture
+        limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
+        clientQueueBytesMax = try container.decodeIfPresent(Int.self, forKey: .clientQueueBytesMax) ?? defaults.clientQueueBytesMax
+        handshakeTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds)
+            ?? defaults.handshakeTimeoutSeconds
+        authMethods = try container.decodeIfPresent([String].self, forKey: .authMethods) ?? defaults.authMethods
+        clientsMax = try container.decodeIfPresent(Int.self, forKey: .clientsMax) ?? defaults.clientsMax
+        metricsPort = try container.decodeIfPresent(Int.self, forKey: .metricsPort)
+        logLevel = try container.decodeIfPresent(String.self, forKey: .logLevel) ?? defaults.logLevel
+    }
+
+    /// Parses YAML text.
+    public static func parse(yaml: String) throws(ConfigurationError) -> DaemonConfiguration {
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try YAMLDecoder().decode(DaemonConfiguration.self, from: yaml)
+        } catch {
+            throw .invalid("cannot parse configuration: \(error)")
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Reads and parses a YAML file.
+    public static func load(path: String) throws(ConfigurationError) -> DaemonConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw .invalid("cannot read configuration file \(path): \(error.localizedDescription)")
+        }
+        return try parse(yaml: text)
+    }
+
+    /// Renders the configuration as YAML (used by `cohort cluster` to write its file).
+    public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+
+    /// Checks names, ports and bounds.
+    public func validate() throws(ConfigurationError) {
+        var names: Set<String> = []
+        for daemon in daemons {
+            guard MemberID.isValidDaemonName(daemon.name, limits: limits) else {
+                throw .invalid("invalid daemon name \(daemon.name.debugDescription)")
+            }
+            guard names.insert(daemon.name).inserted else { throw .invalid("daemon \(daemon.name) is listed twice") }
+            for port in [daemon.clientPort, daemon.daemonPort].compactMap({ $0 }) where !(0...65535).contains(port) {
+                throw .invalid("port \(port) of daemon \(daemon.name) is out of range")
+            }
+            guard daemon.clientPort != nil || daemon.socketPath != nil else {
+                throw .invalid("daemon \(daemon.name) has neither a client port nor a socket path")
+            }
+        }
+        do { try limits.validate() } catch { throw .invalid("limits: \(error)") }
+        guard clientQueueBytesMax >= 64 * 1024 else { throw .invalid("clientQueueBytesMax must be at least 65536") }
+        guard handshakeTimeoutSeconds > 0 else { throw .invalid("handshakeTimeoutSeconds must be positive") }
+        guard clientsMax > 0 else { throw .invalid("clientsMax must be positive") }
+    }
+}
+
+/// A configuration file or flag that cannot be used.
+public enum ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Why the configuration is invalid.
+    case invalid(String)
+    public var description: String {
+        switch self {
+        case .invalid(let reason): reason
+        }
+    }
+}
+
+extension MemberID {
+    /// Whether `name` is usable as a daemon name under `limits`.
+    public static func isValidDaemonName(_ name: String, limits: Limits) -> Bool {
+        (try? MemberID(name: "x", daemon: name, limits: limits)) != nil
+    }
+}

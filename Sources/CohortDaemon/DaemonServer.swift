@@ -1,0 +1,116 @@
+import CohortCore
+import Foundation
+public import Logging
+import NIOCore
+import NIOPosix
+
+/// One running daemon: listeners for TCP and Unix-socket clients around a ``DaemonCore``.
+///
+/// All of a daemon's channels and its core share one event-loop thread; the protocol is
+/// sequential, and a second daemon thread would only add locking.
+public final class DaemonServer: Sendable {
+    /// Addresses clients can connect to, as `host:port` or `unix:PATH`.
+    public let clientAddresses: [String]
+    /// The TCP port actually bound (useful with port 0), if TCP is enabled.
+    public let clientPort: Int?
+    /// The daemon's settings.
+    public let settings: DaemonSettings
+
+    private let group: MultiThreadedEventLoopGroup
+    private let runtime: NIOLoopBound<DaemonRuntime>
+    private let listeners: [any Channel]
+    private let logger: Logger
+
+    private init(
+        settings: DaemonSettings, group: MultiThreadedEventLoopGroup, runtime: NIOLoopBound<DaemonRuntime>,
+        listeners: [any Channel], clientAddresses: [String], clientPort: Int?, logger: Logger
+    ) {
+        self.settings = settings
+        self.group = group
+        self.runtime = runtime
+        self.listeners = listeners
+        self.clientAddresses = clientAddresses
+        self.clientPort = clientPort
+        self.logger = logger
+    }
+
+    /// Binds the listeners and starts serving.
+    public static func start(settings: DaemonSettings, logger: Logger) async throws -> DaemonServer {
+        let hooks = settings.architecture.makeDaemonHooks()
+        let incarnation = UInt64(Date().timeIntervalSince1970 * 1000)
+        let core = try DaemonCore(settings: settings.coreSettings(incarnation: incarnation), hooks: hooks)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let eventLoop = group.next()
+        let runtime = try await eventLoop.submit {
+            NIOLoopBound(DaemonRuntime(core: core, eventLoop: eventLoop, logger: logger), eventLoop: eventLoop)
+        }.get()
+
+        var listeners: [any Channel] = []
+        var addresses: [String] = []
+        var boundPort: Int?
+        do {
+            if let port = settings.clientPort {
+                let channel = try await bootstrap(group: group, runtime: runtime, settings: settings, logger: logger, tcp: true)
+                    .bind(host: settings.clientHost, port: port).get()
+                listeners.append(channel)
+                boundPort = channel.localAddress?.port
+                addresses.append("\(settings.clientHost):\(boundPort ?? port)")
+            }
+            if let path = settings.socketPath {
+                let channel = try await bootstrap(group: group, runtime: runtime, settings: settings, logger: logger, tcp: false)
+                    .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+                listeners.append(channel)
+                addresses.append("unix:\(path)")
+            }
+        } catch {
+            for channel in listeners { try? await channel.close() }
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        logger.info("daemon serving", metadata: [
+            "daemon": "\(settings.name)", "architecture": "\(settings.architecture.name)",
+            "clients": "\(addresses.joined(separator: ", "))",
+        ])
+        return DaemonServer(
+            settings: settings, group: group, runtime: runtime, listeners: listeners,
+            clientAddresses: addresses, clientPort: boundPort, logger: logger)
+    }
+
+    private static func bootstrap(
+        group: MultiThreadedEventLoopGroup, runtime: NIOLoopBound<DaemonRuntime>, settings: DaemonSettings,
+        logger: Logger, tcp: Bool
+    ) -> ServerBootstrap {
+        let queueBytesMax = settings.clientQueueBytesMax
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: queueBytesMax / 2, high: queueBytesMax))
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
+        if tcp {
+            bootstrap = bootstrap
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+        }
+        let limits = settings.limits
+        return bootstrap.childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let handler = ClientSessionHandler(runtime: runtime.value, logger: logger)
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ClientFrameDecoder(limits: limits)))
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
+    }
+
+    /// Tells every client the daemon is going away, closes every session and listener, and
+    /// removes the Unix socket file.
+    public func shutdown() async {
+        logger.info("daemon shutting down", metadata: ["daemon": "\(settings.name)"])
+        let runtime = self.runtime
+        try? await group.next().submit { runtime.value.shutdown() }.get()
+        for listener in listeners { try? await listener.close() }
+        // Give the error frames and closes a moment to reach the clients.
+        try? await Task.sleep(for: .milliseconds(50))
+        if let path = settings.socketPath { try? FileManager.default.removeItem(atPath: path) }
+        try? await group.shutdownGracefully()
+    }
+}

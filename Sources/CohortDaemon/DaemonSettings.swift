@@ -1,0 +1,72 @@
+public import CohortCore
+public import CohortSecurity
+
+/// Everything one daemon process runs with, resolved from the configuration file and flags.
+public struct DaemonSettings: Sendable {
+    /// This daemon's name.
+    public var name: String
+    /// Host to listen on for TCP clients.
+    public var clientHost: String = "127.0.0.1"
+    /// TCP client port (0 picks a free port); `nil` disables TCP clients.
+    public var clientPort: Int? = 4803
+    /// Unix domain socket path; `nil` disables local IPC.
+    public var socketPath: String?
+    /// The security architecture.
+    public var architecture: Architecture = .plain
+    /// Bounds on client input.
+    public var limits = Limits()
+    /// Bytes queued toward one client before it is disconnected as too slow.
+    public var clientQueueBytesMax: Int = 32 * 1024 * 1024
+    /// Time a client has to complete its handshake.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// Authentication methods offered.
+    public var authMethods: [String] = ["none"]
+    /// Most clients served at once.
+    public var clientsMax: Int = 10_000
+    /// Daemons of the server group, from the configuration file.
+    public var configuredDaemons: [String] = []
+
+    /// Settings with defaults for everything but the name.
+    public init(name: String) { self.name = name }
+
+    /// Resolves the entry named `name` of `configuration`.
+    public init(configuration: DaemonConfiguration, name: String) throws(ConfigurationError) {
+        guard let entry = configuration.daemons.first(where: { $0.name == name }) else {
+            let known = configuration.daemons.map(\.name).joined(separator: ", ")
+            throw .invalid("daemon \(name) is not in the configuration (daemons: \(known))")
+        }
+        self.name = name
+        clientHost = entry.host
+        clientPort = entry.clientPort
+        socketPath = entry.socketPath
+        do {
+            architecture = try Architecture.named(configuration.architecture)
+        } catch {
+            throw .invalid(error.description)
+        }
+        limits = configuration.limits
+        clientQueueBytesMax = configuration.clientQueueBytesMax
+        handshakeTimeout = .milliseconds(Int64(configuration.handshakeTimeoutSeconds * 1000))
+        authMethods = configuration.authMethods
+        clientsMax = configuration.clientsMax
+        configuredDaemons = configuration.daemons.map(\.name)
+    }
+
+    /// Settings of the pure core.
+    func coreSettings(incarnation: UInt64) -> DaemonCore.Settings {
+        var settings = DaemonCore.Settings(daemonName: name)
+        settings.version = CohortVersion.string
+        settings.incarnation = incarnation
+        settings.limits = limits
+        settings.authMethods = authMethods
+        settings.clientsMax = clientsMax
+        settings.handshakeTimeout = handshakeTimeout
+        return settings
+    }
+}
+
+/// The software version of this build.
+public enum CohortVersion {
+    /// Semantic version string.
+    public static let string = "0.1.0"
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Cohort
+import CohortCore
+import CohortSecurity
+import CohortTransport
+import Foundation
+
+/// Options shared by every command that talks to a daemon.
+struct ConnectionArguments: ParsableArguments {
+    @Option(help: "Daemon address: host:port or unix:PATH.")
+    var daemon: String = "127.0.0.1:4803"
+
+    @Option(help: "Security architecture (must match the daemon's): \(Architecture.registered.map(\.name).joined(separator: ", ")).")
+    var architecture: String = "plain"
+
+    func address() throws -> DaemonAddress {
+        do { return try DaemonAddress(parsing: daemon) } catch { throw ValidationError(error.description) }
+    }
+
+    func options(name: String, wantsMembership: Bool = true) throws -> ConnectionOptions {
+        var options = ConnectionOptions(name: name)
+        options.wantsMembership = wantsMembership
+        do { options.architecture = try Architecture.named(architecture) } catch { throw ValidationError(error.description) }
+        return options
+    }
+}
+
+/// Parses a service name such as `agreed` or `fifo`.
+func parseService(_ name: String, selfDiscard: Bool = false) throws -> ServiceType {
+    guard let level = ServiceLevel(name: name) else {
+        throw ValidationError("unknown service '\(name)'; one of: \(ServiceLevel.allCases.map(\.description).joined(separator: ", "))")
+    }
+    return ServiceType(level, selfDiscard: selfDiscard)
+}
+
+/// A private name unique enough for a throw-away client.
+func generatedName(_ prefix: String) -> String {
+    "\(prefix)\(ProcessInfo.processInfo.processIdentifier % 100_000)-\(UInt16.random(in: 0...UInt16.max))"
+}
+
+/// JSON lines as `cohort listen --json` prints them (keys sorted; one object per line).
+enum EventJSON {
+    static func object(for event: CohortEvent) -> [String: Any]? {
+        switch event {
+        case .message(let message):
+            var object: [String: Any] = [
+                "event": "message", "group": message.groups.first?.rawValue ?? "",
+                "groups": message.groups.map(\.rawValue), "sender": message.sender.description,
+                "service": message.service.level.description, "type": Int(message.messageType),
+                "size": message.payload.count,
+            ]
+            if let text = String(validating: message.payload, as: UTF8.self) {
+                object["payload"] = text
+            } else {
+                object["payload_b64"] = Data(message.payload).base64EncodedString()
+            }
+            return object
+        case .view(let view):
+            return [
+                "event": "view", "group": view.group.rawValue, "view_id": view.viewID.description,
+                "members": view.members.map(\.description), "transitional": view.transitional,
+                "cause": view.cause.description, "changed": view.changed.map(\.description),
+                "continuing": view.continuing.map(\.description), "semantics": "evs",
+            ]
+        case .error(let code, let reason):
+            return ["event": "error", "code": code.description, "reason": reason]
+        case .status:
+            return nil
+        }
+    }
+
+    static func line(_ object: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A human-readable line for an event.
+func describe(_ event: CohortEvent) -> String {
+    switch event {
+    case .message(let message):
+        let text = String(validating: message.payload, as: UTF8.self) ?? "<\(message.payload.count) bytes>"
+        return "[\(message.groups.map(\.rawValue).joined(separator: ","))] \(message.sender) (\(message.service), type \(message.messageType)): \(text)"
+    case .view(let view):
+        let kind = view.transitional ? "transitional view" : "view"
+        return "\(kind) \(view.group) \(view.viewID) (\(view.cause) \(view.changed.map(\.description).joined(separator: ","))): \(view.members.map(\.description).joined(separator: " "))"
+    case .status(let status):
+        return "status of \(status.daemonName)"
+    case .error(let code, let reason):
+        return "error (\(code)): \(reason)"
+    }
+}
+
+/// Writes a line to standard output without buffering surprises.
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Seconds elapsed since `start`.
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}

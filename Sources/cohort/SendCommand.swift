@@ -1,0 +1,79 @@
+import ArgumentParser
+import Cohort
+import CohortCore
+
+/// `cohort send`: multicasts a text, or N numbered messages.
+struct SendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send TEXT, or --count N messages whose payloads start with NAME:SEQ: padded to --size bytes.")
+
+    @OptionGroup var connection: ConnectionArguments
+
+    @Option(help: "Private name (default: generated).")
+    var name: String?
+
+    @Option(help: "Destination group (repeat for several; #name#daemon addresses one client).")
+    var group: [String] = []
+
+    @Option(help: "Service: unreliable, reliable, fifo, causal, agreed, safe.")
+    var service: String = "agreed"
+
+    @Flag(help: "Do not deliver the messages back to this sender.")
+    var selfDiscard = false
+
+    @Option(help: "Application message type (0-65535).")
+    var type: UInt16 = 0
+
+    @Option(help: "Number of messages (payload NAME:SEQ:[TEXT] padded to --size).")
+    var count: Int?
+
+    @Option(help: "Payload size in bytes for --count messages.")
+    var size: Int?
+
+    @Argument(help: "Text to send.")
+    var text: String?
+
+    func validate() throws {
+        guard !group.isEmpty else { throw ValidationError("give at least one --group") }
+        guard text != nil || count != nil else { throw ValidationError("give TEXT or --count") }
+        if let count, count < 1 { throw ValidationError("--count must be positive") }
+        if let size, size < 0 { throw ValidationError("--size must not be negative") }
+    }
+
+    func run() async throws {
+        let name = self.name ?? generatedName("send")
+        let options = try connection.options(name: name, wantsMembership: false)
+        let service = try parseService(self.service, selfDiscard: selfDiscard)
+        let payloads: [[UInt8]]
+        if let count {
+            payloads = (1...count).map { sequence in
+                numberedPayload(name: name, sequence: sequence, text: text, size: size)
+            }
+        } else {
+            payloads = [Array((text ?? "").utf8)]
+        }
+        try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
+            var batch: [OutgoingMessage] = []
+            for payload in payloads {
+                batch.append(try connection.message(payload, to: group, service: service, messageType: type))
+                if batch.count == 256 {
+                    try await connection.multicast(batch: batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+            if !batch.isEmpty { try await connection.multicast(batch: batch) }
+            // The daemon handles frames in order: once it closes the session after our
+            // disconnect, every message before it has been ordered.
+            try await connection.disconnect()
+            for try await _ in connection.events {}
+        }
+    }
+}
+
+/// `NAME:SEQ:` (plus `text`), padded with `.` to `size` bytes.
+func numberedPayload(name: String, sequence: Int, text: String?, size: Int?) -> [UInt8] {
+    var payload = Array("\(name):\(sequence):\(text ?? "")".utf8)
+    if let size, payload.count < size { payload += [UInt8](repeating: UInt8(ascii: "."), count: size - payload.count) }
+    return payload
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Cohort
+import CohortCore
+import Foundation
+
+/// `cohort status`: what a daemon serves.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show a daemon's name, version, configuration, clients and groups.")
+
+    @OptionGroup var connection: ConnectionArguments
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let status = try await CohortClient.status(of: try connection.address())
+        if json {
+            let object: [String: Any] = [
+                "daemon": status.daemonName, "version": status.version, "architecture": status.architecture,
+                "configuration": status.configuration.description, "configuration_members": status.configurationMembers,
+                "clients": status.clients.map(\.description),
+                "groups": status.groups.map { ["group": $0.group.rawValue, "view_id": $0.viewID.description, "members": $0.members.map(\.description)] as [String: Any] },
+            ]
+            emit(EventJSON.line(object))
+        } else {
+            emit("daemon \(status.daemonName) (cohortd \(status.version), architecture \(status.architecture))")
+            emit("configuration \(status.configuration): \(status.configurationMembers.joined(separator: " "))")
+            emit("\(status.clients.count) clients: \(status.clients.map(\.description).joined(separator: " "))")
+            emit("\(status.groups.count) groups:")
+            for group in status.groups {
+                emit("  \(group.group) \(group.viewID): \(group.members.map(\.description).joined(separator: " "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+import Testing
+@testable import CohortCore
+
+/// Identity hooks for the core tests (CohortSecurity's `plain` lives above the core).
+struct IdentityHooks: DaemonSecurityHooks {
+    var architectureName: String { "plain" }
+    func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {}
+    func prepareDelivery(_ message: inout DeliveredMessage) {}
+    func prepareView(_ view: inout GroupView) {}
+}
+
+/// Refuses every message whose payload starts with 0xFF.
+struct RefusingHooks: DaemonSecurityHooks {
+    var architectureName: String { "refusing" }
+    func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {
+        if message.payload.first == 0xFF { throw ArchitectureError("no 0xFF") }
+    }
+    func prepareDelivery(_ message: inout DeliveredMessage) {}
+    func prepareView(_ view: inout GroupView) {}
+}
+
+/// Drives a core and records what each session receives.
+struct CoreHarness {
+    var core: DaemonCore
+    var now = Instant(nanoseconds: 0)
+    var received: [SessionID: [DaemonFrame]] = [:]
+    var closed: [SessionID: String] = [:]
+    var timers: [(DaemonCore.Timer, Duration)] = []
+
+    init(settings: DaemonCore.Settings = DaemonCore.Settings(daemonName: "d1"), hooks: any DaemonSecurityHooks = IdentityHooks()) {
+        core = try! DaemonCore(settings: settings, hooks: hooks)
+    }
+
+    mutating func feed(_ event: DaemonCore.Event) {
+        for action in core.on(event, now: now) {
+            switch action {
+            case .send(let frame, let session): received[session, default: []].append(frame)
+            case .deliver(let frame, let sessions): for session in sessions { received[session, default: []].append(frame) }
+            case .close(let session, let reason): closed[session] = reason
+            case .armTimer(let timer, let delay): timers.append((timer, delay))
+            }
+        }
+    }
+
+    /// Opens a session and completes its handshake.
+    @discardableResult
+    mutating func connect(_ number: UInt64, name: String, membership: Bool = true) -> SessionID {
+        let session = SessionID(number)
+        feed(.sessionOpened(session))
+        feed(.frame(session, .connect(ConnectRequest(privateName: name, wantsMembership: membership))))
+        return session
+    }
+
+    mutating func take(_ session: SessionID) -> [DaemonFrame] {
+        defer { received[session] = [] }
+        return received[session] ?? []
+    }
+
+    func messages(_ session: SessionID) -> [DeliveredMessage] {
+        (received[session] ?? []).compactMap { if case .message(let m) = $0 { m } else { nil } }
+    }
+}
+
+@Suite("Daemon core: handshake")
+struct HandshakeTests {
+    @Test("a connect is accepted with the member's identity")
+    func accept() {
+        var harness = CoreHarness()
+        let session = harness.connect(1, name: "alice")
+        #expect(harness.take(session) == [.accept(ConnectAccept(version: 1, member: member("alice"), architecture: "plain"))])
+        #expect(harness.timers.count == 1)
+    }
+
+    @Test("a duplicate private name is rejected and the first session keeps going")
+    func duplicateName() {
+        var harness = CoreHarness()
+        let first = harness.connect(1, name: "alice")
+        let second = harness.connect(2, name: "alice")
+        guard case .reject(.duplicatePrivateName, _) = harness.take(second).first else { Issue.record("no reject"); return }
+        #expect(harness.closed[second] != nil)
+        #expect(harness.closed[first] == nil)
+        #expect(harness.core.member(of: first) == member("alice"))
+    }
+
+    @Test("an unsupported version is rejected")
+    func version() {
+        var harness = CoreHarness()
+        harness.feed(.sessionOpened(SessionID(1)))
+        harness.feed(.frame(SessionID(1), .connect(ConnectRequest(version: 99, privateName: "a"))))
+        guard case .reject(.unsupportedVersion, _) = harness.take(SessionID(1)).first else { Issue.record("no reject"); return }
+        #expect(harness.closed[SessionID(1)] != nil)
+    }
+
+    @Test("an invalid private name is rejected", arguments: ["", "a#b", "with space", String(repeating: "n", count: 33)])
+    func invalidName(name: String) {
+        var harness = CoreHarness()
+        let session = harness.connect(1, name: name)
+        guard case .reject(.invalidPrivateName, _) = harness.take(session).first else { Issue.record("no reject"); return }
+    }
+
+    @Test("an authentication method that is not offered is rejected")
+    func authMethod() {
+        var harness = CoreHarness()
+        harness.feed(.sessionOpened(SessionID(1)))
+        harness.feed(.frame(SessionID(1), .connect(ConnectRequest(privateName: "a", authMethod: "password"))))
+        guard case .reject(.authMethodNotOffered, _) = harness.take(SessionID(1)).first else { Issue.record("no reject"); return }
+    }
+
+    @Test("frames before the handshake are rejected", arguments: [ClientFrame.join(group("g")), .statusRequest, .disconnect])
+    func frameBeforeHandshake(frame: ClientFrame) {
+        var harness = CoreHarness()
+        harness.feed(.sessionOpened(SessionID(1)))
+        harness.feed(.frame(SessionID(1), frame))
+        guard case .reject(.frameBeforeHandshake, _) = harness.take(SessionID(1)).first else { Issue.record("no reject"); return }
+        #expect(harness.closed[SessionID(1)] != nil)
+        #expect(harness.core.establishedSessionCount == 0)
+    }
+
+    @Test("a second connect ends the session")
+    func secondConnect() {
+        var harness = CoreHarness()
+        let session = harness.connect(1, name: "a")
+        _ = harness.take(session)
+        harness.feed(.frame(session, .connect(ConnectRequest(privateName: "a"))))
+        #expect(harness.take(session).first == .error(.unexpectedHandshake, fatal: true, reason: "session is already established"))
+        #expect(harness.closed[session] != nil)
+    }
+
+    @Test("a handshake that stalls times out; one that completed does not")
+    func handshakeTimeout() {
+        var harness = CoreHarness()
+        harness.feed(.sessionOpened(SessionID(1)))
+        let done = harness.connect(2, name: "b")
+        _ = harness.take(done)
+        harness.now = harness.now.advanced(by: .seconds(10))
+        harness.feed(.timerFired(.handshake(SessionID(1))))
+        harness.feed(.timerFired(.handshake(done)))
+        guard case .reject(.handshakeTimeout, _) = harness.take(SessionID(1)).first else { Issue.record("no reject"); return }
+        #expect(harness.take(done).isEmpty)
+        #expect(harness.closed[done] == nil)
+    }
+
+    @Test("the client limit is enforced")
+    func clientLimit() {
+        var settings = DaemonCore.Settings(daemonName: "d1")
+        settings.clientsMax = 1
+        var harness = CoreHarness(settings: settings)
+        harness.connect(1, name: "a")
+        let second = harness.connect(2, name: "b")
+        guard case .reject(.tooManyClients, _) = harness.take(second).first else { Issue.record("no reject"); return }
+    }
+
+    @Test("malformed input ends only that session")
+    func malformed() {
+        var harness = CoreHarness()
+        let good = harness.connect(1, name: "a")
+        let bad = harness.connect(2, name: "b")
+        harness.feed(.frame(good, .join(group("g"))))
+        harness.feed(.frame(bad, .join(group("g"))))
+        _ = harness.take(good)
+        _ = harness.take(bad)
+        harness.feed(.malformedFrame(bad, .payloadTooLarge(bytes: 10, max: 5)))
+        guard case .error(.payloadTooLarge, fatal: true, _) = harness.take(bad).first else { Issue.record("no error"); return }
+        #expect(harness.closed[bad] != nil)
+        // The good member sees the bad one leave, and keeps working.
+        guard case .view(let view) = harness.take(good).first else { Issue.record("no view"); return }
+        #expect(view.cause == .disconnect && view.members == [member("a")])
+        harness.feed(.frame(good, .multicast(OutgoingMessage(service: .agreed, groups: [group("g")], payload: [1]))))
+        #expect(harness.messages(good).count == 1)
+    }
+}
+
+@Suite("Daemon core: groups and delivery")
+struct DeliveryTests {
+    @Test("members see each other's joins and messages in one order")
+    func totalOrder() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        let b = harness.connect(2, name: "b")
+        harness.feed(.frame(a, .join(group("g"))))
+        harness.feed(.frame(b, .join(group("g"))))
+        for i in 0..<10 {
+            let sender = i % 2 == 0 ? a : b
+            harness.feed(.frame(sender, .multicast(OutgoingMessage(service: .agreed, groups: [group("g")], payload: [UInt8(i)]))))
+        }
+        #expect(harness.messages(a).map(\.payload) == (0..<10).map { [UInt8($0)] })
+        #expect(harness.messages(a) == harness.messages(b))
+        #expect(harness.messages(a)[1].sender == member("b"))
+    }
+
+    @Test("open groups: a non-member may send and does not receive")
+    func openGroup() {
+        var harness = CoreHarness()
+        let member = harness.connect(1, name: "m")
+        let outsider = harness.connect(2, name: "o")
+        harness.feed(.frame(member, .join(group("g"))))
+        harness.feed(.frame(outsider, .multicast(OutgoingMessage(service: .reliable, groups: [group("g")], payload: [7]))))
+        #expect(harness.messages(member).map(\.payload) == [[7]])
+        #expect(harness.messages(outsider).isEmpty)
+    }
+
+    @Test("SELF_DISCARD keeps a message from its sender")
+    func selfDiscard() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        let b = harness.connect(2, name: "b")
+        harness.feed(.frame(a, .join(group("g"))))
+        harness.feed(.frame(b, .join(group("g"))))
+        harness.feed(.frame(a, .multicast(OutgoingMessage(service: ServiceType(.agreed, selfDiscard: true), groups: [group("g")], payload: [1]))))
+        #expect(harness.messages(a).isEmpty)
+        #expect(harness.messages(b).count == 1)
+    }
+
+    @Test("a message to several groups reaches each member once")
+    func multiGroup() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        let b = harness.connect(2, name: "b")
+        harness.feed(.frame(a, .join(group("g1"))))
+        harness.feed(.frame(a, .join(group("g2"))))
+        harness.feed(.frame(b, .join(group("g2"))))
+        harness.feed(.frame(b, .multicast(OutgoingMessage(service: .agreed, groups: [group("g1"), group("g2")], payload: [1]))))
+        #expect(harness.messages(a).count == 1)
+        #expect(harness.messages(b).count == 1)
+        #expect(harness.messages(a)[0].groups == [group("g1"), group("g2")])
+    }
+
+    @Test("private messages reach one client")
+    func privateMessage() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        let b = harness.connect(2, name: "b")
+        let c = harness.connect(3, name: "c")
+        harness.feed(.frame(a, .multicast(OutgoingMessage(service: .fifo, groups: [member("b").privateGroup], payload: [9]))))
+        #expect(harness.messages(b).map(\.payload) == [[9]])
+        #expect(harness.messages(c).isEmpty)
+        #expect(harness.messages(a).isEmpty)
+        // To an unknown client: nobody receives it, nobody is harmed.
+        harness.feed(.frame(a, .multicast(OutgoingMessage(service: .fifo, groups: [member("zed").privateGroup], payload: [1]))))
+        #expect(harness.closed.isEmpty)
+    }
+
+    @Test("private groups cannot be joined or left")
+    func joinPrivate() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        _ = harness.take(a)
+        harness.feed(.frame(a, .join(member("b").privateGroup)))
+        guard case .error(.invalidGroupName, fatal: true, _) = harness.take(a).first else { Issue.record("no error"); return }
+    }
+
+    @Test("clients that did not ask for membership get no views")
+    func membershipFlag() {
+        var harness = CoreHarness()
+        let quiet = harness.connect(1, name: "q", membership: false)
+        _ = harness.take(quiet)
+        harness.feed(.frame(quiet, .join(group("g"))))
+        #expect(harness.take(quiet).isEmpty)
+        harness.feed(.frame(quiet, .multicast(OutgoingMessage(service: .agreed, groups: [group("g")], payload: [1]))))
+        #expect(harness.messages(quiet).count == 1)
+    }
+
+    @Test("the per-client group limit is enforced")
+    func groupLimit() {
+        var settings = DaemonCore.Settings(daemonName: "d1")
+        settings.limits.groupsPerClientMax = 2
+        var harness = CoreHarness(settings: settings)
+        let a = harness.connect(1, name: "a")
+        harness.feed(.frame(a, .join(group("g1"))))
+        harness.feed(.frame(a, .join(group("g2"))))
+        harness.feed(.frame(a, .join(group("g2"))))  // already a member: not counted twice
+        #expect(harness.closed[a] == nil)
+        _ = harness.take(a)
+        harness.feed(.frame(a, .join(group("g3"))))
+        guard case .error(.tooManyGroupsJoined, fatal: true, _) = harness.take(a).first else { Issue.record("no error"); return }
+        #expect(harness.closed[a] != nil)
+    }
+
+    @Test("a message the architecture refuses is answered with a non-fatal error and not delivered")
+    func architectureRefusal() {
+        var harness = CoreHarness(hooks: RefusingHooks())
+        let a = harness.connect(1, name: "a")
+        harness.feed(.frame(a, .join(group("g"))))
+        _ = harness.take(a)
+        harness.feed(.frame(a, .multicast(OutgoingMessage(service: .agreed, groups: [group("g")], payload: [0xFF]))))
+        #expect(harness.take(a) == [.error(.architectureRefused, fatal: false, reason: "no 0xFF")])
+        #expect(harness.closed[a] == nil)
+    }
+
+    @Test("a disconnect frame ends the session and members see the leave")
+    func disconnect() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        let b = harness.connect(2, name: "b")
+        harness.feed(.frame(a, .join(group("g"))))
+        harness.feed(.frame(b, .join(group("g"))))
+        _ = harness.take(a)
+        harness.feed(.frame(b, .disconnect))
+        #expect(harness.closed[b] != nil)
+        guard case .view(let view) = harness.take(a).first else { Issue.record("no view"); return }
+        #expect(view.cause == .disconnect && view.changed == [member("b")])
+        // The closed notification later changes nothing more.
+        harness.feed(.sessionClosed(b))
+        #expect(harness.take(a).isEmpty)
+    }
+
+    @Test("status lists clients and groups")
+    func status() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        harness.feed(.frame(a, .join(group("g"))))
+        _ = harness.take(a)
+        harness.feed(.frame(a, .statusRequest))
+        guard case .status(let status) = harness.take(a).first else { Issue.record("no status"); return }
+        #expect(status.clients == [member("a")])
+        #expect(status.groups.map(\.group) == [group("g")])
+        #expect(status.daemonName == "d1")
+    }
+
+    @Test("shutdown tells every client and closes every session")
+    func shutdown() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        harness.feed(.sessionOpened(SessionID(2)))
+        _ = harness.take(a)
+        harness.feed(.shutdown)
+        guard case .error(.shuttingDown, fatal: true, _) = harness.take(a).first else { Issue.record("no error"); return }
+        guard case .reject(.shuttingDown, _) = harness.take(SessionID(2)).first else { Issue.record("no reject"); return }
+        #expect(harness.closed.count == 2)
+        harness.feed(.sessionOpened(SessionID(3)))
+        guard case .reject(.shuttingDown, _) = harness.take(SessionID(3)).first else { Issue.record("no reject"); return }
+    }
+
+    @Test("invalid settings are refused")
+    func invalidSettings() {
+        #expect(throws: WireError.self) { try DaemonCore(settings: DaemonCore.Settings(daemonName: "bad name"), hooks: IdentityHooks()) }
+        var settings = DaemonCore.Settings(daemonName: "d1")
+        settings.limits.groupNameBytesMax = 300
+        #expect(throws: WireError.self) { try DaemonCore(settings: settings, hooks: IdentityHooks()) }
+    }
+}
