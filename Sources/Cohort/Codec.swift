@@ -2,17 +2,21 @@ import CohortCore
 import CohortTransport
 import NIOCore
 
-/// Decodes daemon frames with the core's codec.
+/// Decodes daemon frames with the core's codec; every complete frame of one read travels up
+/// the pipeline as one array (the pipeline's cost is paid per read, not per message).
 struct DaemonFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = DaemonFrame
+    typealias InboundOut = [DaemonFrame]
     let limits: Limits
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
+        var frames: [DaemonFrame] = []
+        defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
+        while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
             try DaemonFrame.decode(body: body, limits: limits)
-        }) else { return .needMoreData }
-        context.fireChannelRead(wrapInboundOut(frame))
-        return .continue
+        }) {
+            frames.append(frame)
+        }
+        return .needMoreData
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
@@ -21,22 +25,22 @@ struct DaemonFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Encodes client frames with the core's codec.
-struct ClientFrameEncoder: MessageToByteEncoder {
-    typealias OutboundIn = ClientFrame
-
-    func encode(data: ClientFrame, out: inout ByteBuffer) throws {
-        out.writeBytes(data.encoded())
+extension ByteBuffer {
+    /// `frames` encoded back to back with the core's codec: one buffer, one write.
+    init(encoding frames: some Sequence<ClientFrame>) {
+        var writer = WireWriter(capacity: 256)
+        for frame in frames { frame.encode(into: &writer) }
+        self.init(bytes: writer.bytes)
     }
 }
 
 /// Sends the connect frame when the channel becomes active and completes `accepted` with the
 /// daemon's answer; frames after the accept pass through to the async channel.
-final class HandshakeHandler: ChannelDuplexHandler {
-    typealias InboundIn = DaemonFrame
-    typealias InboundOut = DaemonFrame
-    typealias OutboundIn = ClientFrame
-    typealias OutboundOut = ClientFrame
+final class HandshakeHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = [DaemonFrame]
+    typealias InboundOut = [DaemonFrame]
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let request: ConnectRequest
     let accepted: EventLoopPromise<ConnectAccept>
@@ -48,16 +52,21 @@ final class HandshakeHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(.connect(request)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(encoding: [ClientFrame.connect(request)])), promise: nil)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !done else { return context.fireChannelRead(data) }
+        let frames = unwrapInboundIn(data)
+        guard let first = frames.first else { return }
         done = true
-        switch unwrapInboundIn(data) {
+        switch first {
         case .accept(let accept):
             accepted.succeed(accept)
+            // Frames that came in the same read go on; then out of the way of every later frame.
+            if frames.count > 1 { context.fireChannelRead(wrapInboundOut(Array(frames.dropFirst()))) }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         case .reject(let code, let reason):
             accepted.fail(CohortError.rejected(code, reason: reason))
             context.close(promise: nil)
@@ -84,5 +93,13 @@ final class HandshakeHandler: ChannelDuplexHandler {
             accepted.fail(CohortError.disconnected)
         }
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // A channel that never connected is torn down without becoming inactive.
+        if !done {
+            done = true
+            accepted.fail(CohortError.disconnected)
+        }
     }
 }

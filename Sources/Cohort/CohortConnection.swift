@@ -1,5 +1,5 @@
 public import CohortCore
-import CohortSecurity
+public import CohortSecurity
 public import CohortTransport
 public import NIOCore
 public import NIOPosix
@@ -44,14 +44,13 @@ public enum CohortClient {
         let request = ConnectRequest(privateName: options.name, wantsMembership: options.wantsMembership, authMethod: options.authMethod)
         let limits = options.limits
         let highWatermark = max(2, options.inboundBufferFramesMax)
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<(NIOAsyncChannel<DaemonFrame, ClientFrame>, EventLoopFuture<ConnectAccept>)> = { channel in
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<(NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let accepted = channel.eventLoop.makePromise(of: ConnectAccept.self)
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(ByteToMessageHandler(DaemonFrameDecoder(limits: limits)))
-                try sync.addHandler(MessageToByteHandler(ClientFrameEncoder()))
                 try sync.addHandler(HandshakeHandler(request: request, accepted: accepted))
-                let asyncChannel = try NIOAsyncChannel<DaemonFrame, ClientFrame>(
+                let asyncChannel = try NIOAsyncChannel<[DaemonFrame], ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(backPressureStrategy: .init(lowWatermark: highWatermark / 2, highWatermark: highWatermark)))
                 return (asyncChannel, accepted.futureResult)
@@ -59,7 +58,7 @@ public enum CohortClient {
         }
         let timeout = TimeAmount(options.connectTimeout)
         let bootstrap = ClientBootstrap(group: eventLoopGroup).connectTimeout(timeout)
-        let (channel, acceptedFuture): (NIOAsyncChannel<DaemonFrame, ClientFrame>, EventLoopFuture<ConnectAccept>)
+        let (channel, acceptedFuture): (NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)
         do {
             switch address {
             case .tcp(let host, let port):
@@ -97,9 +96,13 @@ public enum CohortClient {
     }
 
     /// Connects under a throw-away private name, asks for the daemon's status and disconnects.
-    public static func status(of address: DaemonAddress, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> DaemonStatus {
+    public static func status(
+        of address: DaemonAddress, architecture: Architecture = .plain,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> DaemonStatus {
         var options = ConnectionOptions(name: "status-\(UInt32.random(in: 0...UInt32.max))")
         options.wantsMembership = false
+        options.architecture = architecture
         return try await withConnection(to: address, options: options, eventLoopGroup: eventLoopGroup) { connection in
             try await connection.requestStatus()
             for try await event in connection.events {
@@ -121,13 +124,13 @@ public final class CohortConnection: Sendable {
     /// normally; throws ``CohortError/sessionEnded(_:reason:)`` when it ends it on an error.
     public let events: CohortEvents
 
-    private let outbound: NIOAsyncChannelOutboundWriter<ClientFrame>
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let limits: Limits
     private let hooks: SharedHooks
 
     init(
         accept: ConnectAccept, options: ConnectionOptions,
-        inbound: NIOAsyncChannelInboundStream<DaemonFrame>, outbound: NIOAsyncChannelOutboundWriter<ClientFrame>
+        inbound: NIOAsyncChannelInboundStream<[DaemonFrame]>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) {
         member = accept.member
         architecture = accept.architecture
@@ -151,7 +154,7 @@ public final class CohortConnection: Sendable {
     public func multicast(
         _ payload: [UInt8], to groups: [String], service: ServiceType = .agreed, messageType: UInt16 = 0
     ) async throws {
-        try await send(.multicast(try message(payload, to: groups, service: service, messageType: messageType)))
+        try await send(.multicast(try message(payload, to: groups, service: service, messageType: messageType).message))
     }
 
     /// Multicasts UTF-8 text to one group.
@@ -159,30 +162,23 @@ public final class CohortConnection: Sendable {
         try await multicast(Array(text.utf8), to: [group], service: service, messageType: messageType)
     }
 
-    /// Sends several messages in one batch: one hop to the event loop and one flush.
-    public func multicast(batch messages: [OutgoingMessage]) async throws {
-        var frames: [ClientFrame] = []
-        frames.reserveCapacity(messages.count)
-        for message in messages {
-            frames.append(.multicast(try sealed(checked(message))))
-        }
-        do {
-            try await outbound.write(contentsOf: frames)
-        } catch {
-            throw CohortError.disconnected
-        }
+    /// Sends several prepared messages in one batch: encoded into one buffer, one hop to the
+    /// event loop, one write.
+    public func multicast(batch messages: [PreparedMessage]) async throws {
+        try await send(messages.lazy.map { ClientFrame.multicast($0.message) })
     }
 
-    /// Builds a checked message (names and size validated) without sending it.
+    /// Checks a message (names, size) and passes it through the architecture's `seal`, ready
+    /// for ``multicast(batch:)``.
     public func message(
         _ payload: [UInt8], to groups: [String], service: ServiceType = .agreed, messageType: UInt16 = 0
-    ) throws -> OutgoingMessage {
+    ) throws -> PreparedMessage {
         guard !groups.isEmpty, groups.count <= limits.groupsPerMessageMax else {
             throw CohortError.invalidName("a message needs 1 to \(limits.groupsPerMessageMax) groups, got \(groups.count)")
         }
         let message = OutgoingMessage(
             service: service, messageType: messageType, groups: try groups.map(groupName), payload: payload)
-        return try sealed(checked(message))
+        return PreparedMessage(message: try sealed(checked(message)))
     }
 
     /// Asks the daemon for its status; the answer arrives as ``CohortEvent/status(_:)``.
@@ -197,8 +193,12 @@ public final class CohortConnection: Sendable {
     // MARK: - Internals
 
     private func send(_ frame: ClientFrame) async throws {
+        try await send(CollectionOfOne(frame))
+    }
+
+    private func send(_ frames: some Sequence<ClientFrame>) async throws {
         do {
-            try await outbound.write(frame)
+            try await outbound.write(ByteBuffer(encoding: frames))
         } catch {
             throw CohortError.disconnected
         }
@@ -230,6 +230,14 @@ public final class CohortConnection: Sendable {
     }
 }
 
+/// A message checked against the limits and sealed by the connection's architecture, made by
+/// ``CohortConnection/message(_:to:service:messageType:)`` and sent with
+/// ``CohortConnection/multicast(batch:)``. Sealing happens exactly once.
+public struct PreparedMessage: Sendable {
+    /// The message as it goes on the wire.
+    public let message: OutgoingMessage
+}
+
 /// The architecture hooks of one connection, shared by its senders and its event consumer.
 final class SharedHooks: Sendable {
     private let hooks: Mutex<any ClientSecurityHooks>
@@ -250,7 +258,7 @@ final class SharedHooks: Sendable {
 public struct CohortEvents: AsyncSequence, Sendable {
     /// Each element is one event.
     public typealias Element = CohortEvent
-    let inbound: NIOAsyncChannelInboundStream<DaemonFrame>
+    let inbound: NIOAsyncChannelInboundStream<[DaemonFrame]>
     let hooks: SharedHooks
 
     /// Creates the iterator; call once.
@@ -258,21 +266,36 @@ public struct CohortEvents: AsyncSequence, Sendable {
 
     /// Iterates events, applying the architecture's hooks to messages and views.
     public struct Iterator: AsyncIteratorProtocol {
-        var base: NIOAsyncChannelInboundStream<DaemonFrame>.AsyncIterator
+        var base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator
         let hooks: SharedHooks
+        /// The frames of the last read, and how many of them were handed out.
+        var batch: [DaemonFrame] = []
+        var position = 0
+
+        init(base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator, hooks: SharedHooks) {
+            self.base = base
+            self.hooks = hooks
+        }
 
         /// The next event; `nil` once the daemon closed the session.
         public mutating func next() async throws -> CohortEvent? {
             while true {
-                let frame: DaemonFrame?
-                do {
-                    frame = try await base.next()
-                } catch let error as WireError {
-                    throw CohortError.protocolViolation(error.description)
-                } catch {
-                    throw CohortError.disconnected
+                if position == batch.count {
+                    let frames: [DaemonFrame]?
+                    do {
+                        frames = try await base.next()
+                    } catch let error as WireError {
+                        throw CohortError.protocolViolation(error.description)
+                    } catch {
+                        throw CohortError.disconnected
+                    }
+                    guard let frames else { return nil }
+                    batch = frames
+                    position = 0
+                    continue
                 }
-                guard let frame else { return nil }
+                let frame = batch[position]
+                position += 1
                 switch frame {
                 case .message(var message):
                     do {

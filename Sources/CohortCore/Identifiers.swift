@@ -49,12 +49,15 @@ public struct GroupName: Hashable, Comparable, Sendable, CustomStringConvertible
 /// The identity of a connected client: its private name, unique on its daemon, and the daemon.
 ///
 /// Rendered as its private group name `#name#daemon`, which is what members lists and sender
-/// fields carry on the wire.
+/// fields carry on the wire. The rendering is computed once, when the identity is made: it is
+/// written into every message the member sends.
 public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The client-chosen private name (1...``Limits/privateNameBytesMax`` characters).
     public let name: String
     /// The name of the daemon the client is connected to.
     public let daemon: String
+    /// `#name#daemon`.
+    public let description: String
 
     /// Creates a member identity; both parts must be valid names (printable ASCII without `#`).
     public init(name: String, daemon: String, limits: Limits = Limits()) throws(WireError) {
@@ -62,27 +65,34 @@ public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible 
         guard Self.isValidPart(daemon, bytesMax: limits.daemonNameBytesMax) else { throw .invalidDaemonName(daemon) }
         self.name = name
         self.daemon = daemon
+        self.description = "#\(name)#\(daemon)"
     }
 
     /// Parses a private group name `#name#daemon`; `nil` if it is not one.
     public init?(privateGroup: String, limits: Limits = Limits()) {
-        let utf8 = Array(privateGroup.utf8)
-        guard utf8.count >= 4, utf8[0] == UInt8(ascii: "#"),
-              let second = utf8[1...].firstIndex(of: UInt8(ascii: "#"))
-        else { return nil }
-        let name = String(decoding: utf8[1..<second], as: UTF8.self)
-        let daemon = String(decoding: utf8[(second + 1)...], as: UTF8.self)
-        guard Self.isValidPart(name, bytesMax: limits.privateNameBytesMax),
-              Self.isValidPart(daemon, bytesMax: limits.daemonNameBytesMax)
-        else { return nil }
+        var text = privateGroup
+        let parts = text.withUTF8 { bytes -> (String, String)? in
+            guard bytes.count >= 4, bytes[0] == UInt8(ascii: "#"),
+                  let second = bytes[1...].firstIndex(of: UInt8(ascii: "#"))
+            else { return nil }
+            let name = UnsafeBufferPointer(rebasing: bytes[1..<second])
+            let daemon = UnsafeBufferPointer(rebasing: bytes[(second + 1)...])
+            guard Self.isValidPart(name, bytesMax: limits.privateNameBytesMax),
+                  Self.isValidPart(daemon, bytesMax: limits.daemonNameBytesMax)
+            else { return nil }
+            return (String(decoding: name, as: UTF8.self), String(decoding: daemon, as: UTF8.self))
+        }
+        guard let (name, daemon) = parts else { return nil }
         self.name = name
         self.daemon = daemon
+        self.description = privateGroup
     }
 
     /// The private group name, `#name#daemon`.
     public var privateGroup: GroupName { GroupName(unchecked: description) }
 
-    public var description: String { "#\(name)#\(daemon)" }
+    public static func == (lhs: MemberID, rhs: MemberID) -> Bool { lhs.description == rhs.description }
+    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
 
     public static func < (lhs: MemberID, rhs: MemberID) -> Bool {
         (lhs.daemon, lhs.name) < (rhs.daemon, rhs.name)
@@ -90,6 +100,11 @@ public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible 
 
     static func isValidPart(_ part: String, bytesMax: Int) -> Bool {
         part.utf8.count <= bytesMax && GroupName.isValidName(part.utf8, allowHash: false)
+    }
+
+    static func isValidPart(_ part: UnsafeBufferPointer<UInt8>, bytesMax: Int) -> Bool {
+        guard !part.isEmpty, part.count <= bytesMax else { return false }
+        return part.allSatisfy { $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "#") }
     }
 }
 

@@ -3,18 +3,23 @@ import CohortTransport
 import Logging
 import NIOCore
 
-/// Splits the client byte stream into frames and decodes them with the core's codec.
-/// A decoding error is thrown once; the session handler turns it into a typed error frame.
+/// Splits the client byte stream into frames and decodes them with the core's codec. Every
+/// complete frame of one read travels up the pipeline as one array, so the per-event cost of
+/// the pipeline is paid per read, not per message. A decoding error is thrown once, after the
+/// frames before it; the session handler turns it into a typed error frame.
 struct ClientFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ClientFrame
+    typealias InboundOut = [ClientFrame]
     let limits: Limits
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
+        var frames: [ClientFrame] = []
+        defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
+        while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
             try ClientFrame.decode(body: body, limits: limits)
-        }) else { return .needMoreData }
-        context.fireChannelRead(wrapInboundOut(frame))
-        return .continue
+        }) {
+            frames.append(frame)
+        }
+        return .needMoreData
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
@@ -25,7 +30,7 @@ struct ClientFrameDecoder: ByteToMessageDecoder {
 
 /// Connects one client channel to the daemon runtime.
 final class ClientSessionHandler: ChannelInboundHandler {
-    typealias InboundIn = ClientFrame
+    typealias InboundIn = [ClientFrame]
 
     private let runtime: DaemonRuntime
     private let logger: Logger
@@ -43,10 +48,12 @@ final class ClientSessionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let session, !failed else { return }
-        let frame = unwrapInboundIn(data)
-        runtime.countSubmission(frame)
-        runtime.handle(.frame(session, frame))
+        for frame in unwrapInboundIn(data) {
+            // The core ignores frames of a session it is closing (e.g. after `disconnect`).
+            guard let session, !failed else { return }
+            runtime.countSubmission(frame)
+            runtime.handle(.frame(session, frame))
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -1,13 +1,16 @@
 import CohortCore
 import Logging
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Performs the pure ``DaemonCore``'s actions on real channels. Confined to the daemon's one
 /// event loop: every client channel, timer and the core live on it, so nothing here locks.
 ///
-/// Writes are batched: an action writes without flushing and marks the channel; one task per
-/// event-loop tick flushes every marked channel, so a burst of reads costs one syscall per
-/// client, not one per message.
+/// Writes are batched: each frame is encoded once and appended to a per-client buffer; one task
+/// per event-loop tick writes and flushes each client's buffer, so a burst of reads costs one
+/// pipeline write and one syscall per client, not one per message and recipient.
 final class DaemonRuntime {
     private var core: DaemonCore
     private let eventLoop: any EventLoop
@@ -15,9 +18,15 @@ final class DaemonRuntime {
     private let metrics = DaemonMetrics()
     private var channels: [SessionID: any Channel] = [:]
     private var nextSessionNumber: UInt64 = 1
-    private var pendingFlush: [SessionID] = []
+    /// Bytes for each client, gathered during the current tick. A client's buffer is kept
+    /// across ticks and cleared after its flush: once NIO has written it, the storage is ours
+    /// alone again and is reused instead of reallocated.
+    private var outgoing: [SessionID: ByteBuffer] = [:]
+    /// Sessions with bytes in `outgoing` this tick, in the order they were first written to.
+    private var dirty: [SessionID] = []
     private var flushScheduled = false
-    private var overflowed: [SessionID] = []
+    /// Encoding scratch space, reused for every frame.
+    private var scratch = WireWriter(capacity: 128 * 1024)
 
     init(core: DaemonCore, eventLoop: any EventLoop, logger: Logger) {
         self.core = core
@@ -47,13 +56,9 @@ final class DaemonRuntime {
         eventLoop.preconditionInEventLoop()
         if case .sessionClosed(let session) = event {
             channels[session] = nil
+            outgoing[session] = nil
         }
         perform(core.on(event, now: now))
-        // A write above may have overflowed a slow client's queue; the core decides what that means.
-        while let session = overflowed.popLast() {
-            logger.warning("client queue overflow", metadata: ["session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")"])
-            perform(core.on(.queueOverflow(session), now: now))
-        }
         metrics.sessions.record(core.establishedSessionCount)
     }
 
@@ -72,8 +77,8 @@ final class DaemonRuntime {
                 write(frame, to: CollectionOfOne(session))
             case .deliver(let frame, let sessions):
                 write(frame, to: sessions)
-            case .close(let session, let reason):
-                close(session, reason: reason)
+            case .close(let session, let reason, let discardQueued):
+                close(session, reason: reason, discardQueued: discardQueued)
             case .armTimer(let timer, let delay):
                 eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
                     handle(.timerFired(timer))
@@ -83,15 +88,14 @@ final class DaemonRuntime {
     }
 
     private func write(_ frame: DaemonFrame, to sessions: some Collection<SessionID>) {
-        let bytes = frame.encoded()
-        let buffer = ByteBuffer(bytes: bytes)
-        count(frame, bytes: bytes.count, recipients: sessions.count)
-        for session in sessions {
-            guard let channel = channels[session] else { continue }
-            channel.write(buffer, promise: nil)
-            markForFlush(session)
-            if !channel.isWritable, !overflowed.contains(session) { overflowed.append(session) }
+        scratch.removeAll()
+        frame.encode(into: &scratch)
+        count(frame, bytes: scratch.bytes.count, recipients: sessions.count)
+        for session in sessions where channels[session] != nil {
+            if outgoing[session]?.readableBytes ?? 0 == 0 { dirty.append(session) }
+            outgoing[session, default: ByteBufferAllocator().buffer(capacity: 64 * 1024)].writeBytes(scratch.bytes)
         }
+        scheduleFlush()
     }
 
     private func count(_ frame: DaemonFrame, bytes: Int, recipients: Int) {
@@ -109,32 +113,57 @@ final class DaemonRuntime {
         }
     }
 
-    private func markForFlush(_ session: SessionID) {
-        pendingFlush.append(session)
+    private func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
         eventLoop.assumeIsolated().execute { [self] in flushAll() }
     }
 
+    /// Writes and flushes what this tick gathered for each client. What the kernel did not take
+    /// stays queued; a client whose queue then exceeds the limit reads too slowly, and the core
+    /// decides what that means (it disconnects it).
     private func flushAll() {
         flushScheduled = false
-        var flushed: Set<SessionID> = []
-        for session in pendingFlush where flushed.insert(session).inserted {
-            channels[session]?.flush()
+        var overflowed: [SessionID] = []
+        for session in dirty {
+            guard let channel = channels[session], let buffer = outgoing[session] else {
+                outgoing[session] = nil
+                continue
+            }
+            channel.writeAndFlush(buffer, promise: nil)
+            outgoing[session]?.clear()
+            if !channel.isWritable { overflowed.append(session) }
         }
-        metrics.flushes.increment(by: Int64(flushed.count))
-        pendingFlush.removeAll(keepingCapacity: true)
+        metrics.flushes.increment(by: Int64(dirty.count))
+        dirty.removeAll(keepingCapacity: true)
+        for session in overflowed where core.member(of: session) != nil {
+            logger.warning("client queue overflow", metadata: ["session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")"])
+            handle(.queueOverflow(session))
+        }
     }
 
     /// Closes a session once what was written to it is on the wire (or after a grace period
-    /// for a client that does not read).
-    private func close(_ session: SessionID, reason: String) {
+    /// for a client that does not read). With `discardQueued`, drops what is queued and resets
+    /// the connection, so the kernel frees the client's buffers at once.
+    private func close(_ session: SessionID, reason: String, discardQueued: Bool) {
         guard let channel = channels[session] else { return }
         logger.info("closing session", metadata: [
             "session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")", "reason": "\(reason)",
         ])
+        if discardQueued {
+            outgoing[session] = nil
+            dirty.removeAll { $0 == session }
+            // SO_LINGER with a zero timeout: close() resets instead of draining.
+            if let provider = channel as? any SocketOptionProvider {
+                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+            } else {
+                channel.close(promise: nil)
+            }
+            return
+        }
         let written = eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(ByteBuffer(), promise: written)
+        channel.writeAndFlush(outgoing.removeValue(forKey: session) ?? ByteBuffer(), promise: written)
+        dirty.removeAll { $0 == session }
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
         written.futureResult.hop(to: eventLoop).assumeIsolated().whenComplete { _ in
             deadline.cancel()

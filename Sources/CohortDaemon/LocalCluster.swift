@@ -104,6 +104,35 @@ public final class LocalCluster: @unchecked Sendable {
         }
     }
 
+    /// A TCP port on 127.0.0.1 that is free right now, whose successor is free too (the peer
+    /// port of a one-daemon cluster). Another process may take it before it is bound again.
+    public static func freePortPair() throws -> Int {
+        for _ in 0..<50 {
+            let port = try boundPort(0)
+            if port < 65535, (try? boundPort(port + 1)) != nil { return port }
+        }
+        throw ClusterError("no free pair of TCP ports found on 127.0.0.1")
+    }
+
+    private static func boundPort(_ port: Int) throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ClusterError("socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw ClusterError("port \(port) is in use") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     private static func canConnect(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }

@@ -23,8 +23,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Payload size in bytes.")
     var size: Int = 256
 
-    @Option(help: "First client port of the cluster.")
-    var basePort: Int = 4803
+    @Option(help: "First client port of the cluster (default: a free port).")
+    var basePort: Int?
 
     func validate() throws {
         guard clients >= 1, clients <= 200 else { throw ValidationError("--clients must be 1...200") }
@@ -34,7 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         emit("starting \(daemons) daemon(s)...")
-        let cluster = try await LocalCluster.start(daemons: daemons, basePort: basePort)
+        let cluster = try await LocalCluster.start(daemons: daemons, basePort: try basePort ?? LocalCluster.freePortPair())
         do {
             try await exchange(cluster: cluster)
         } catch {

@@ -106,7 +106,7 @@ struct FloodCommand: AsyncParsableCommand {
             tasks.addTask {
                 let batchSize = min(64, window)
                 var sent = 0
-                let batch = [OutgoingMessage](repeating: message, count: batchSize)
+                let batch = [PreparedMessage](repeating: message, count: batchSize)
                 while sent < count {
                     await delivered.wait(atLeast: sent + batchSize - window)
                     let n = min(batchSize, count - sent)

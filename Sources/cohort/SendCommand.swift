@@ -54,7 +54,7 @@ struct SendCommand: AsyncParsableCommand {
             payloads = [Array((text ?? "").utf8)]
         }
         try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
-            var batch: [OutgoingMessage] = []
+            var batch: [PreparedMessage] = []
             for payload in payloads {
                 batch.append(try connection.message(payload, to: group, service: service, messageType: type))
                 if batch.count == 256 {

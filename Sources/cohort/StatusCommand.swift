@@ -14,7 +14,8 @@ struct StatusCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let status = try await CohortClient.status(of: try connection.address())
+        let options = try connection.options(name: "status", wantsMembership: false)
+        let status = try await CohortClient.status(of: try connection.address(), architecture: options.architecture)
         if json {
             let object: [String: Any] = [
                 "daemon": status.daemonName, "version": status.version, "architecture": status.architecture,

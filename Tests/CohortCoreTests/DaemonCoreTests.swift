@@ -36,7 +36,7 @@ struct CoreHarness {
             switch action {
             case .send(let frame, let session): received[session, default: []].append(frame)
             case .deliver(let frame, let sessions): for session in sessions { received[session, default: []].append(frame) }
-            case .close(let session, let reason): closed[session] = reason
+            case .close(let session, let reason, _): closed[session] = reason
             case .armTimer(let timer, let delay): timers.append((timer, delay))
             }
         }
@@ -329,6 +329,21 @@ struct DeliveryTests {
         #expect(harness.closed.count == 2)
         harness.feed(.sessionOpened(SessionID(3)))
         guard case .reject(.shuttingDown, _) = harness.take(SessionID(3)).first else { Issue.record("no reject"); return }
+    }
+
+    @Test("a queue overflow drops the client at once, discarding what is queued for it")
+    func queueOverflow() {
+        var harness = CoreHarness()
+        let slow = harness.connect(1, name: "slow")
+        let other = harness.connect(2, name: "other")
+        harness.feed(.frame(slow, .join(group("g"))))
+        harness.feed(.frame(other, .join(group("g"))))
+        _ = harness.take(other)
+        let actions = harness.core.on(.queueOverflow(slow), now: harness.now)
+        #expect(actions.contains { if case .close(slow, _, discardQueued: true) = $0 { true } else { false } })
+        // No error frame is queued behind a full queue; the others see the disconnect.
+        #expect(!actions.contains { if case .send(_, to: slow) = $0 { true } else { false } })
+        #expect(actions.contains { if case .deliver(.view(let view), let to) = $0 { view.cause == .disconnect && to == [other] } else { false } })
     }
 
     @Test("invalid settings are refused")

@@ -58,8 +58,10 @@ public struct DaemonCore: Sendable {
         case send(DaemonFrame, to: SessionID)
         /// Send one frame to several sessions (the shell encodes it once).
         case deliver(DaemonFrame, to: [SessionID])
-        /// Close a session once the frames sent before are written; `reason` is for the log.
-        case close(SessionID, reason: String)
+        /// Close a session; `reason` is for the log. With `discardQueued`, what is still queued
+        /// for the client is dropped and the connection reset (it does not read anyway);
+        /// otherwise the frames sent before are written first.
+        case close(SessionID, reason: String, discardQueued: Bool = false)
         /// Fire ``Event/timerFired(_:)`` after `after`.
         case armTimer(Timer, after: Duration)
     }
@@ -117,7 +119,7 @@ public struct DaemonCore: Sendable {
         case .malformedFrame(let session, let error):
             return fail(session, error.errorCode, error.description)
         case .queueOverflow(let session):
-            return drop(session, reason: "client queue overflow: the client reads too slowly")
+            return drop(session, reason: "client queue overflow: the client reads too slowly", discardQueued: true)
         case .sessionClosed(let session):
             return onSessionClosed(session)
         case .timerFired(.handshake(let session)):
@@ -345,7 +347,7 @@ public struct DaemonCore: Sendable {
     }
 
     /// Closes a session and removes its member from every group (views go out at once).
-    private mutating func drop(_ session: SessionID, reason: String) -> [Action] {
+    private mutating func drop(_ session: SessionID, reason: String, discardQueued: Bool = false) -> [Action] {
         guard let state = sessions[session] else { return [] }
         sessions[session] = .closing
         var actions: [Action] = []
@@ -353,7 +355,7 @@ public struct DaemonCore: Sendable {
             sessionByMember[member] = nil
             actions += order(.disconnect(member))
         }
-        actions.append(.close(session, reason: reason))
+        actions.append(.close(session, reason: reason, discardQueued: discardQueued))
         return actions
     }
 }

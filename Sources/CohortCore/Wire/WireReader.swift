@@ -119,6 +119,10 @@ public struct WireWriter: Sendable {
     /// Appends raw bytes.
     public mutating func write(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
 
+    /// Empties the buffer, keeping its capacity, so that one writer can encode frame after frame
+    /// without allocating.
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     /// Appends a string with a 1-byte length prefix. Callers validate lengths first; a longer
     /// string is cut at 255 bytes rather than corrupting the frame.
     public mutating func writeShortString(_ string: String) {

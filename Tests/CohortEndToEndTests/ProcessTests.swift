@@ -1,0 +1,166 @@
+import CohortDaemon
+import Foundation
+import Testing
+
+/// Runs the built executables as a user would: the CLI contract outside scripts rely on.
+@Suite("Processes: cohortd and the cohort CLI", .serialized, .timeLimit(.minutes(3)))
+struct ProcessTests {
+    /// The folder holding the built products (next to the test bundle).
+    static let products = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    static var cohort: URL { products.appendingPathComponent("cohort") }
+    static var cohortd: URL { products.appendingPathComponent("cohortd") }
+
+    struct Run {
+        var status: Int32
+        var output: String
+        var errors: String
+    }
+
+    /// Starts a process with its output captured to files.
+    static func launch(_ executable: URL, _ arguments: [String]) throws -> (Process, URL, URL) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let folder = FileManager.default.temporaryDirectory
+        let out = folder.appendingPathComponent("cohort-test-\(UUID().uuidString).out")
+        let err = folder.appendingPathComponent("cohort-test-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, out, err)
+    }
+
+    /// Waits for a launched process (killing it after `timeout`) and collects its output.
+    static func finish(_ launched: (Process, URL, URL), timeout: Duration = .seconds(60)) async -> Run {
+        let (process, out, err) = launched
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
+        return Run(status: process.terminationStatus,
+                   output: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                   errors: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    static func run(_ executable: URL, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Run {
+        await finish(try launch(executable, arguments), timeout: timeout)
+    }
+
+    static func jsonLines(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    @Test("cohort demo runs a cluster, checks the order and exits 0")
+    func demo() async throws {
+        let run = try await Self.run(Self.cohort, ["demo", "--clients", "3", "--messages", "300", "--size", "64"])
+        #expect(run.status == 0, "\(run.output)\(run.errors)")
+        #expect(run.output.contains("every client saw one total order:    yes"))
+        #expect(run.output.contains("cluster stopped"))
+    }
+
+    @Test("listen --json, send and status --json against a cluster of real processes")
+    func listenSendStatus() async throws {
+        let port = try LocalCluster.freePortPair()
+        let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
+        defer { Task { await cluster.stop() } }
+        let tcp = cluster.members[0].clientAddress
+        let unix = cluster.members[0].socketAddress
+
+        let listener = try Self.launch(Self.cohort, [
+            "listen", "--daemon", tcp, "--name", "bob", "--group", "chat", "--count", "4", "--timeout", "30", "--json",
+        ])
+        // Wait until bob has joined.
+        var joined = false
+        for _ in 0..<200 where !joined {
+            let status = try await Self.run(Self.cohort, ["status", "--daemon", unix, "--json"])
+            let object = Self.jsonLines(status.output).first
+            let groups = object?["groups"] as? [[String: Any]] ?? []
+            joined = groups.contains { ($0["group"] as? String) == "chat" }
+            if !joined { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(joined)
+
+        let text = try await Self.run(Self.cohort, ["send", "--daemon", unix, "--name", "alice", "--group", "chat", "hello"])
+        #expect(text.status == 0, "\(text.errors)")
+        let numbered = try await Self.run(Self.cohort, [
+            "send", "--daemon", tcp, "--name", "carol", "--group", "chat", "--service", "fifo", "--count", "3", "--size", "40",
+        ])
+        #expect(numbered.status == 0, "\(numbered.errors)")
+
+        let listened = await Self.finish(listener)
+        #expect(listened.status == 0, "\(listened.errors)")
+        let lines = Self.jsonLines(listened.output)
+        let views = lines.filter { $0["event"] as? String == "view" }
+        let messages = lines.filter { $0["event"] as? String == "message" }
+        #expect(views.first?["group"] as? String == "chat")
+        #expect(views.first?["members"] as? [String] == ["#bob#d1"])
+        #expect(views.first?["cause"] as? String == "join")
+        #expect(views.first?["transitional"] as? Bool == false)
+        #expect(views.first?["view_id"] is String)
+        #expect(messages.count == 4)
+        #expect(messages.first?["payload"] as? String == "hello")
+        #expect(messages.first?["sender"] as? String == "#alice#d1")
+        #expect(messages.first?["service"] as? String == "agreed")
+        let payloads = messages.dropFirst().compactMap { $0["payload"] as? String }
+        #expect(payloads.map { $0.prefix(8) } == ["carol:1:", "carol:2:", "carol:3:"])
+        #expect(payloads.allSatisfy { $0.utf8.count == 40 })
+        #expect(messages.dropFirst().allSatisfy { $0["service"] as? String == "fifo" })
+    }
+
+    @Test("flood reports its figures as JSON")
+    func flood() async throws {
+        let port = try LocalCluster.freePortPair()
+        let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
+        defer { Task { await cluster.stop() } }
+        let run = try await Self.run(Self.cohort, [
+            "flood", "--daemon", cluster.members[0].socketAddress, "--count", "2000", "--size", "512", "--json",
+        ])
+        #expect(run.status == 0, "\(run.errors)")
+        let result = Self.jsonLines(run.output).first ?? [:]
+        #expect(result["messages"] as? Int == 2000)
+        #expect(result["bytes"] as? Int == 2000 * 512)
+        #expect((result["msgs_per_second"] as? Double ?? 0) > 0)
+        #expect((result["mb_per_second"] as? Double ?? 0) > 0)
+        #expect((result["seconds"] as? Double ?? 0) > 0)
+    }
+
+    @Test("cohortd refuses an unknown architecture and a bad configuration before binding")
+    func startupErrors() async throws {
+        let unknown = try await Self.run(Self.cohortd, ["--architecture", "nonsense", "--port", "0", "--no-socket"], timeout: .seconds(20))
+        #expect(unknown.status != 0)
+        #expect(unknown.errors.contains("unknown architecture 'nonsense'; available: plain"), "\(unknown.errors)")
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-bad-\(UUID().uuidString).yaml")
+        try "daemons:\n  - name: d1\n    clientPort: 70000\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let bad = try await Self.run(Self.cohortd, ["--config", file.path, "--name", "d1"], timeout: .seconds(20))
+        #expect(bad.status != 0)
+        #expect(bad.errors.contains("port 70000 of daemon d1 is out of range"), "\(bad.errors)")
+
+        let missing = try await Self.run(Self.cohortd, ["--config", file.path, "--name", "d9"], timeout: .seconds(20))
+        #expect(missing.status != 0)
+    }
+
+    @Test("the CLI prints a readable error and exits non-zero when the daemon is absent or refuses")
+    func clientErrors() async throws {
+        let absent = try await Self.run(Self.cohort, ["send", "--daemon", "unix:/nonexistent/x.sock", "--group", "g", "hi"])
+        #expect(absent.status != 0)
+        #expect(absent.errors.contains("cannot connect to unix:/nonexistent/x.sock"), "\(absent.errors)")
+
+        let badAddress = try await Self.run(Self.cohort, ["status", "--daemon", "nonsense"])
+        #expect(badAddress.status != 0)
+        #expect(badAddress.errors.contains("invalid daemon address 'nonsense'"), "\(badAddress.errors)")
+
+        let badArchitecture = try await Self.run(Self.cohort, ["status", "--architecture", "layered"])
+        #expect(badArchitecture.status != 0)
+        #expect(badArchitecture.errors.contains("unknown architecture 'layered'"), "\(badArchitecture.errors)")
+    }
+}
