@@ -7,12 +7,13 @@ import NIOCore
 struct DaemonFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = [DaemonFrame]
     let limits: Limits
+    var memo = DecodeMemo()
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         var frames: [DaemonFrame] = []
         defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
         while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
-            try DaemonFrame.decode(body: body, limits: limits)
+            try DaemonFrame.decode(body: body, limits: limits, memo: &memo)
         }) {
             frames.append(frame)
         }

@@ -43,7 +43,7 @@ public enum CohortClient {
         }
         let request = ConnectRequest(privateName: options.name, wantsMembership: options.wantsMembership, authMethod: options.authMethod)
         let limits = options.limits
-        let highWatermark = max(2, options.inboundBufferFramesMax)
+        let highWatermark = max(2, options.inboundReadsBufferedMax)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let accepted = channel.eventLoop.makePromise(of: ConnectAccept.self)

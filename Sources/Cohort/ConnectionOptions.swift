@@ -15,9 +15,11 @@ public struct ConnectionOptions: Sendable {
     public var authMethod: String = "none"
     /// How long to wait for the TCP connection and the handshake.
     public var connectTimeout: Duration = .seconds(10)
-    /// Inbound frames buffered in the library before it stops reading from the socket (the
-    /// daemon then queues, and disconnects a client that falls too far behind).
-    public var inboundBufferFramesMax: Int = 8192
+    /// Socket reads (each up to a read buffer of frames) held in the library for the
+    /// application before it stops reading from the socket. The daemon then queues for this
+    /// client and, once its queue is over the limit, holds every sender back; a client that
+    /// stays behind for the daemon's `slowClientTimeout` is disconnected.
+    public var inboundReadsBufferedMax: Int = 64
 
     /// Options with defaults for everything but the name.
     public init(name: String) { self.name = name }

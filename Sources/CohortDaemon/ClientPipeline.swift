@@ -10,12 +10,13 @@ import NIOCore
 struct ClientFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = [ClientFrame]
     let limits: Limits
+    var memo = DecodeMemo()
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         var frames: [ClientFrame] = []
         defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
         while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
-            try ClientFrame.decode(body: body, limits: limits)
+            try ClientFrame.decode(body: body, limits: limits, memo: &memo)
         }) {
             frames.append(frame)
         }
@@ -68,6 +69,11 @@ final class ClientSessionHandler: ChannelInboundHandler {
             logger.debug("client connection error", metadata: ["session": "\(session)", "error": "\(error)"])
             context.close(promise: nil)
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let session, context.channel.isWritable { runtime.handle(.drained(session)) }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -49,8 +49,11 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var architecture: String = "plain"
     /// Bounds on client input.
     public var limits = Limits()
-    /// Bytes queued toward one client before the daemon disconnects it as too slow.
-    public var clientQueueBytesMax: Int = 32 * 1024 * 1024
+    /// Bytes queued toward one client above which it counts as backlogged (the daemon then
+    /// stops taking client input until it drains).
+    public var clientQueueBytesMax: Int = 8 * 1024 * 1024
+    /// Seconds a client may stay backlogged before it is disconnected.
+    public var slowClientTimeoutSeconds: Double = 5
     /// Seconds a client has to complete its handshake.
     public var handshakeTimeoutSeconds: Double = 10
     /// Authentication methods offered to clients.
@@ -66,7 +69,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public init(daemons: [DaemonEntry]) { self.daemons = daemons }
 
     private enum CodingKeys: String, CodingKey {
-        case daemons, architecture, limits, clientQueueBytesMax, handshakeTimeoutSeconds, authMethods
+        case daemons, architecture, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
         case clientsMax, metricsPort, logLevel
     }
 
@@ -78,6 +81,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         architecture = try container.decodeIfPresent(String.self, forKey: .architecture) ?? defaults.architecture
         limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
         clientQueueBytesMax = try container.decodeIfPresent(Int.self, forKey: .clientQueueBytesMax) ?? defaults.clientQueueBytesMax
+        slowClientTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .slowClientTimeoutSeconds)
+            ?? defaults.slowClientTimeoutSeconds
         handshakeTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds)
             ?? defaults.handshakeTimeoutSeconds
         authMethods = try container.decodeIfPresent([String].self, forKey: .authMethods) ?? defaults.authMethods
@@ -130,6 +135,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         do { try limits.validate() } catch { throw .invalid("limits: \(error)") }
         guard clientQueueBytesMax >= 64 * 1024 else { throw .invalid("clientQueueBytesMax must be at least 65536") }
         guard handshakeTimeoutSeconds > 0 else { throw .invalid("handshakeTimeoutSeconds must be positive") }
+        guard slowClientTimeoutSeconds > 0 else { throw .invalid("slowClientTimeoutSeconds must be positive") }
         guard clientsMax > 0 else { throw .invalid("clientsMax must be positive") }
     }
 }

@@ -13,6 +13,7 @@ struct DaemonMetrics {
     let sessions = Gauge(label: "cohort_sessions")
     let framesWritten = Counter(label: "cohort_frames_written_total")
     let flushes = Counter(label: "cohort_flushes_total")
+    let intakePauses = Counter(label: "cohort_intake_pauses_total")
 
     func rejected(_ code: ErrorCode) {
         Counter(label: "cohort_rejected_total", dimensions: [("reason", code.metricLabel)]).increment()

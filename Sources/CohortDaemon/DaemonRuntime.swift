@@ -8,6 +8,10 @@ import Glibc
 /// Performs the pure ``DaemonCore``'s actions on real channels. Confined to the daemon's one
 /// event loop: every client channel, timer and the core live on it, so nothing here locks.
 ///
+/// Backpressure: a client whose queue is above the limit after a flush is reported to the core
+/// as backlogged; the core pauses reading from every client until it drains (or drops it after
+/// `slowClientTimeout`).
+///
 /// Writes are batched: each frame is encoded once and appended to a per-client buffer; one task
 /// per event-loop tick writes and flushes each client's buffer, so a burst of reads costs one
 /// pipeline write and one syscall per client, not one per message and recipient.
@@ -25,6 +29,8 @@ final class DaemonRuntime {
     /// Sessions with bytes in `outgoing` this tick, in the order they were first written to.
     private var dirty: [SessionID] = []
     private var flushScheduled = false
+    /// Whether client input is paused (a client is backlogged).
+    private var intakePaused = false
     /// Encoding scratch space, reused for every frame.
     private var scratch = WireWriter(capacity: 128 * 1024)
 
@@ -45,6 +51,7 @@ final class DaemonRuntime {
         let session = SessionID(nextSessionNumber)
         nextSessionNumber += 1
         channels[session] = channel
+        if intakePaused { setAutoRead(false, on: channel) }
         metrics.sessionsOpened.increment()
         logger.debug("session opened", metadata: ["session": "\(session)", "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"])
         handle(.sessionOpened(session))
@@ -83,6 +90,11 @@ final class DaemonRuntime {
                 eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
                     handle(.timerFired(timer))
                 }
+            case .pauseIntake(let paused):
+                intakePaused = paused
+                logger.debug(paused ? "client input paused: a client is backlogged" : "client input resumed")
+                metrics.intakePauses.increment(by: paused ? 1 : 0)
+                for channel in channels.values { setAutoRead(!paused, on: channel) }
             }
         }
     }
@@ -124,7 +136,7 @@ final class DaemonRuntime {
     /// decides what that means (it disconnects it).
     private func flushAll() {
         flushScheduled = false
-        var overflowed: [SessionID] = []
+        var backlogged: [SessionID] = []
         for session in dirty {
             guard let channel = channels[session], let buffer = outgoing[session] else {
                 outgoing[session] = nil
@@ -132,13 +144,12 @@ final class DaemonRuntime {
             }
             channel.writeAndFlush(buffer, promise: nil)
             outgoing[session]?.clear()
-            if !channel.isWritable { overflowed.append(session) }
+            if !channel.isWritable { backlogged.append(session) }
         }
         metrics.flushes.increment(by: Int64(dirty.count))
         dirty.removeAll(keepingCapacity: true)
-        for session in overflowed where core.member(of: session) != nil {
-            logger.warning("client queue overflow", metadata: ["session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")"])
-            handle(.queueOverflow(session))
+        for session in backlogged {
+            handle(.backlogged(session))
         }
     }
 
@@ -169,6 +180,10 @@ final class DaemonRuntime {
             deadline.cancel()
             channel.close(promise: nil)
         }
+    }
+
+    private func setAutoRead(_ enabled: Bool, on channel: any Channel) {
+        try? channel.syncOptions?.setOption(.autoRead, value: enabled)
     }
 
     /// Counts a client submission (for metrics).

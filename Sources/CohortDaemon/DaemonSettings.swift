@@ -15,8 +15,11 @@ public struct DaemonSettings: Sendable {
     public var architecture: Architecture = .plain
     /// Bounds on client input.
     public var limits = Limits()
-    /// Bytes queued toward one client before it is disconnected as too slow.
-    public var clientQueueBytesMax: Int = 32 * 1024 * 1024
+    /// Bytes queued toward one client above which it counts as backlogged: the daemon stops
+    /// taking client input until it drains to half of this.
+    public var clientQueueBytesMax: Int = 8 * 1024 * 1024
+    /// How long a client may stay backlogged before it is disconnected.
+    public var slowClientTimeout: Duration = .seconds(5)
     /// Time a client has to complete its handshake.
     public var handshakeTimeout: Duration = .seconds(10)
     /// Authentication methods offered.
@@ -47,6 +50,7 @@ public struct DaemonSettings: Sendable {
         limits = configuration.limits
         clientQueueBytesMax = configuration.clientQueueBytesMax
         handshakeTimeout = .milliseconds(Int64(configuration.handshakeTimeoutSeconds * 1000))
+        slowClientTimeout = .milliseconds(Int64(configuration.slowClientTimeoutSeconds * 1000))
         authMethods = configuration.authMethods
         clientsMax = configuration.clientsMax
         configuredDaemons = configuration.daemons.map(\.name)
@@ -61,6 +65,7 @@ public struct DaemonSettings: Sendable {
         settings.authMethods = authMethods
         settings.clientsMax = clientsMax
         settings.handshakeTimeout = handshakeTimeout
+        settings.slowClientTimeout = slowClientTimeout
         return settings
     }
 }

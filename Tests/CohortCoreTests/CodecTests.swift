@@ -216,4 +216,38 @@ struct DecoderFuzzTests {
             }
         }
     }
+
+    /// A decoder that remembers names between frames must decode exactly what a fresh decoder
+    /// decodes: same frame or same error, for valid streams and for mutated ones.
+    @Test("decoding with a memo agrees with decoding without", arguments: [11, 12, 13] as [UInt64])
+    func memoAgrees(seed: UInt64) {
+        var random = SeededGenerator(seed: seed)
+        let senders = [member("alice"), member("bob", "d2"), member("carol-with-a-long-name", "daemon-7")]
+        let groupSets = [[group("g")], [group("g"), group("h")], [group("a-rather-long-group-name")], [member("bob").privateGroup]]
+        var clientMemo = DecodeMemo()
+        var daemonMemo = DecodeMemo()
+        for iteration in 0..<4000 {
+            let groups = groupSets.randomElement(using: &random)!
+            let daemonFrame = DaemonFrame.message(DeliveredMessage(
+                service: .agreed, messageType: 1, sender: senders.randomElement(using: &random)!, groups: groups,
+                payload: [UInt8](repeating: 1, count: Int.random(in: 0...8, using: &random))))
+            let clientFrame = ClientFrame.multicast(OutgoingMessage(service: .fifo, groups: groups, payload: [2]))
+            var daemonBytes = body(of: daemonFrame.encoded())
+            var clientBytes = body(of: clientFrame.encoded())
+            if iteration % 3 == 0 {
+                daemonBytes[Int.random(in: 0..<daemonBytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                clientBytes[Int.random(in: 0..<clientBytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            }
+            let daemonWithMemo = daemonBytes.withUnsafeBytes { raw in
+                Result { () throws(WireError) in try DaemonFrame.decode(body: raw, limits: Limits(), memo: &daemonMemo) }
+            }
+            let daemonFresh = Result { () throws(WireError) in try DaemonFrame.decode(body: daemonBytes, limits: Limits()) }
+            #expect(daemonWithMemo == daemonFresh, "seed \(seed) iteration \(iteration)")
+            let clientWithMemo = clientBytes.withUnsafeBytes { raw in
+                Result { () throws(WireError) in try ClientFrame.decode(body: raw, limits: Limits(), memo: &clientMemo) }
+            }
+            let clientFresh = Result { () throws(WireError) in try ClientFrame.decode(body: clientBytes, limits: Limits()) }
+            #expect(clientWithMemo == clientFresh, "seed \(seed) iteration \(iteration)")
+        }
+    }
 }

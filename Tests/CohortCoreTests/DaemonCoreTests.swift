@@ -38,6 +38,7 @@ struct CoreHarness {
             case .deliver(let frame, let sessions): for session in sessions { received[session, default: []].append(frame) }
             case .close(let session, let reason, _): closed[session] = reason
             case .armTimer(let timer, let delay): timers.append((timer, delay))
+            case .pauseIntake: break
             }
         }
     }
@@ -331,19 +332,48 @@ struct DeliveryTests {
         guard case .reject(.shuttingDown, _) = harness.take(SessionID(3)).first else { Issue.record("no reject"); return }
     }
 
-    @Test("a queue overflow drops the client at once, discarding what is queued for it")
-    func queueOverflow() {
+    @Test("a backlogged client pauses all intake; draining resumes it")
+    func backpressure() {
+        var harness = CoreHarness()
+        let slow = harness.connect(1, name: "slow")
+        let other = harness.connect(2, name: "other")
+        #expect(harness.core.on(.backlogged(slow), now: harness.now).contains { if case .pauseIntake(true) = $0 { true } else { false } })
+        // A second backlogged client changes nothing more; intake resumes when both drained.
+        #expect(!harness.core.on(.backlogged(other), now: harness.now).contains { if case .pauseIntake = $0 { true } else { false } })
+        #expect(harness.core.on(.drained(slow), now: harness.now).isEmpty)
+        #expect(harness.core.on(.drained(other), now: harness.now).contains { if case .pauseIntake(false) = $0 { true } else { false } })
+        // A deadline for a client that drained in time does nothing.
+        harness.now = harness.now.advanced(by: .seconds(60))
+        #expect(harness.core.on(.timerFired(.slowClient(slow)), now: harness.now).isEmpty)
+    }
+
+    @Test("a client backlogged past the timeout is dropped, its queue discarded, and intake resumes")
+    func slowClientDropped() {
         var harness = CoreHarness()
         let slow = harness.connect(1, name: "slow")
         let other = harness.connect(2, name: "other")
         harness.feed(.frame(slow, .join(group("g"))))
         harness.feed(.frame(other, .join(group("g"))))
         _ = harness.take(other)
-        let actions = harness.core.on(.queueOverflow(slow), now: harness.now)
+        let paused = harness.core.on(.backlogged(slow), now: harness.now)
+        #expect(paused.contains { if case .armTimer(.slowClient(slow), after: .seconds(5)) = $0 { true } else { false } })
+        harness.now = harness.now.advanced(by: .seconds(4))
+        #expect(harness.core.on(.timerFired(.slowClient(slow)), now: harness.now).isEmpty)
+        harness.now = harness.now.advanced(by: .seconds(1))
+        let actions = harness.core.on(.timerFired(.slowClient(slow)), now: harness.now)
         #expect(actions.contains { if case .close(slow, _, discardQueued: true) = $0 { true } else { false } })
+        #expect(actions.contains { if case .pauseIntake(false) = $0 { true } else { false } })
         // No error frame is queued behind a full queue; the others see the disconnect.
         #expect(!actions.contains { if case .send(_, to: slow) = $0 { true } else { false } })
         #expect(actions.contains { if case .deliver(.view(let view), let to) = $0 { view.cause == .disconnect && to == [other] } else { false } })
+    }
+
+    @Test("a backlogged client that disconnects resumes intake")
+    func backloggedDisconnect() {
+        var harness = CoreHarness()
+        let slow = harness.connect(1, name: "slow")
+        _ = harness.core.on(.backlogged(slow), now: harness.now)
+        #expect(harness.core.on(.sessionClosed(slow), now: harness.now).contains { if case .pauseIntake(false) = $0 { true } else { false } })
     }
 
     @Test("invalid settings are refused")

@@ -190,9 +190,12 @@ struct BadInputTests {
         }
     }
 
-    @Test("a client that stops reading is disconnected; the sender goes on")
+    @Test("a client that stops reading holds senders back, then is dropped; nothing is lost for the others")
     func slowReceiver() async throws {
-        try await withDaemon(configure: { $0.clientQueueBytesMax = 2 * 1024 * 1024 }) { daemon in
+        try await withDaemon(configure: {
+            $0.clientQueueBytesMax = 1024 * 1024
+            $0.slowClientTimeout = .milliseconds(500)
+        }) { daemon in
             let slow = try RawClient(port: daemon.server.clientPort!)
             slow.shrinkReceiveBuffer()
             slow.send(ClientFrame.connect(ConnectRequest(privateName: "slow")).encoded())
@@ -201,29 +204,69 @@ struct BadInputTests {
                 try await fast.join("g")
                 var events = fast.events.makeAsyncIterator()
                 _ = try await events.view(of: "g", members: 2)
-                // 32 MB toward a client that reads nothing: far beyond the kernel's socket
-                // buffers plus its 2 MiB queue. The fast client sends a batch, then waits for
-                // it to come back (as `cohort flood` does), so its own queue stays short.
+                // 16 MB toward a client that reads nothing: far beyond the kernel's socket
+                // buffers plus its 1 MiB queue. The sender is not paced by anything but the
+                // daemon's backpressure; every message must still reach the fast reader.
                 let payload = [UInt8](repeating: 7, count: 8 * 1024)
-                var dropped: GroupView?
-                for _ in 0..<128 {
-                    try await fast.multicast(batch: try (0..<32).map { _ in try fast.message(payload, to: ["g"]) })
-                    var received = 0
-                    while received < 32, let event = try await events.next() {
-                        switch event {
-                        case .message: received += 1
-                        case .view(let view): dropped = view
-                        default: break
-                        }
+                let batches = 64
+                let sender = Task {
+                    for _ in 0..<batches {
+                        try await fast.multicast(batch: try (0..<32).map { _ in try fast.message(payload, to: ["g"]) })
                     }
-                    #expect(received == 32)
                 }
+                var received = 0
+                var dropped: GroupView?
+                while received < batches * 32, let event = try await events.next() {
+                    switch event {
+                    case .message: received += 1
+                    case .view(let view): dropped = view
+                    default: break
+                    }
+                }
+                try await sender.value
+                #expect(received == batches * 32)
                 #expect(dropped?.cause == .disconnect)
                 #expect(dropped?.changed.map(\.name) == ["slow"])
             }
             let status = try await CohortClient.status(of: daemon.unix)
             #expect(!status.clients.map(\.name).contains("slow"))
             _ = slow
+        }
+    }
+
+    @Test("a reader slower than the sender is held back, not dropped")
+    func slowerReader() async throws {
+        try await withDaemon(configure: { $0.clientQueueBytesMax = 256 * 1024 }) { daemon in
+            let count = 3000
+            var readerOptions = ConnectionOptions(name: "reader")
+            readerOptions.inboundReadsBufferedMax = 4
+            try await CohortClient.withConnection(to: daemon.unix, options: readerOptions) { reader in
+                try await reader.join("g")
+                var events = reader.events.makeAsyncIterator()
+                _ = try await events.view(of: "g", members: 1)
+                let writer = Task {
+                    var writerOptions = ConnectionOptions(name: "writer")
+                    writerOptions.wantsMembership = false
+                    try await CohortClient.withConnection(to: daemon.tcp, options: writerOptions) { writer in
+                        let payload = [UInt8](repeating: 1, count: 4096)
+                        for _ in 0..<(count / 100) {
+                            try await writer.multicast(batch: try (0..<100).map { _ in try writer.message(payload, to: ["g"], service: ServiceType(.agreed, selfDiscard: true)) })
+                        }
+                        try await writer.disconnect()
+                        for try await _ in writer.events {}
+                    }
+                }
+                var received = 0
+                while received < count, let event = try await events.next() {
+                    if case .message = event {
+                        received += 1
+                        // Read slowly: the daemon must hold the writer back.
+                        if received % 100 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                    }
+                }
+                try await writer.value
+                #expect(received == count)
+            }
         }
     }
 }

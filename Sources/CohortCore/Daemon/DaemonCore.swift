@@ -23,6 +23,9 @@ public struct DaemonCore: Sendable {
         public var clientsMax: Int = 10_000
         /// Time a client has to complete the handshake.
         public var handshakeTimeout: Duration = .seconds(10)
+        /// How long a client may stay backlogged (its queue above the limit) before it is
+        /// disconnected. While any client is backlogged, the daemon takes no client input.
+        public var slowClientTimeout: Duration = .seconds(5)
 
         /// Settings with defaults for everything but the daemon's name.
         public init(daemonName: String) { self.daemonName = daemonName }
@@ -36,8 +39,11 @@ public struct DaemonCore: Sendable {
         case frame(SessionID, ClientFrame)
         /// A client sent bytes that do not decode.
         case malformedFrame(SessionID, WireError)
-        /// A client's queue at the daemon overflowed (it reads too slowly).
-        case queueOverflow(SessionID)
+        /// A client's queue at the daemon is above the limit after a flush: it reads more
+        /// slowly than the group sends.
+        case backlogged(SessionID)
+        /// A backlogged client's queue drained below the limit again.
+        case drained(SessionID)
         /// The connection is gone.
         case sessionClosed(SessionID)
         /// A timer armed by ``Action/armTimer(_:after:)`` fired.
@@ -50,6 +56,8 @@ public struct DaemonCore: Sendable {
     public enum Timer: Hashable, Sendable {
         /// Deadline for a session's handshake.
         case handshake(SessionID)
+        /// Deadline for a backlogged client to drain its queue.
+        case slowClient(SessionID)
     }
 
     /// Outputs of the core, performed by the shell in order.
@@ -64,6 +72,9 @@ public struct DaemonCore: Sendable {
         case close(SessionID, reason: String, discardQueued: Bool = false)
         /// Fire ``Event/timerFired(_:)`` after `after`.
         case armTimer(Timer, after: Duration)
+        /// Stop (`true`) or resume (`false`) reading input from clients: backpressure from
+        /// the slowest reader to every sender.
+        case pauseIntake(Bool)
     }
 
     private enum SessionState: Sendable {
@@ -84,6 +95,8 @@ public struct DaemonCore: Sendable {
     /// Local sessions per group, in join order; rebuilt when the group's view changes.
     private var localRecipients: [GroupName: [SessionID]] = [:]
     private var isShuttingDown = false
+    /// Backlogged clients and since when; intake is paused while this is not empty.
+    private var backlogged: [SessionID: Instant] = [:]
 
     /// A core with no sessions; throws if `settings` are inconsistent.
     public init(settings: Settings, hooks: any DaemonSecurityHooks) throws(WireError) {
@@ -118,12 +131,16 @@ public struct DaemonCore: Sendable {
             return onFrame(frame, from: session)
         case .malformedFrame(let session, let error):
             return fail(session, error.errorCode, error.description)
-        case .queueOverflow(let session):
-            return drop(session, reason: "client queue overflow: the client reads too slowly", discardQueued: true)
+        case .backlogged(let session):
+            return onBacklogged(session, now: now)
+        case .drained(let session):
+            return endBacklog(of: session)
         case .sessionClosed(let session):
             return onSessionClosed(session)
         case .timerFired(.handshake(let session)):
             return onHandshakeDeadline(session, now: now)
+        case .timerFired(.slowClient(let session)):
+            return onSlowClientDeadline(session, now: now)
         case .shutdown:
             return onShutdown()
         }
@@ -145,10 +162,35 @@ public struct DaemonCore: Sendable {
     }
 
     private mutating func onSessionClosed(_ session: SessionID) -> [Action] {
-        guard let state = sessions.removeValue(forKey: session) else { return [] }
-        guard case .established(let member, _) = state else { return [] }
+        let resume = endBacklog(of: session)
+        guard let state = sessions.removeValue(forKey: session) else { return resume }
+        guard case .established(let member, _) = state else { return resume }
         sessionByMember[member] = nil
-        return order(.disconnect(member))
+        return order(.disconnect(member)) + resume
+    }
+
+    // MARK: - Flow control
+
+    /// A client reads more slowly than the group sends: stop taking input from every client
+    /// until it catches up, and give it `slowClientTimeout` to do so.
+    private mutating func onBacklogged(_ session: SessionID, now: Instant) -> [Action] {
+        guard sessions[session] != nil, backlogged[session] == nil else { return [] }
+        let wasPaused = !backlogged.isEmpty
+        backlogged[session] = now
+        var actions: [Action] = [.armTimer(.slowClient(session), after: settings.slowClientTimeout)]
+        if !wasPaused { actions.append(.pauseIntake(true)) }
+        return actions
+    }
+
+    private mutating func endBacklog(of session: SessionID) -> [Action] {
+        guard backlogged.removeValue(forKey: session) != nil, backlogged.isEmpty else { return [] }
+        return [.pauseIntake(false)]
+    }
+
+    private mutating func onSlowClientDeadline(_ session: SessionID, now: Instant) -> [Action] {
+        guard let since = backlogged[session], now >= since.advanced(by: settings.slowClientTimeout) else { return [] }
+        let resume = endBacklog(of: session)
+        return drop(session, reason: "client queue overflow: backlogged for \(settings.slowClientTimeout)", discardQueued: true) + resume
     }
 
     private mutating func onShutdown() -> [Action] {

@@ -260,9 +260,28 @@ extension WireWriter {
 
 // MARK: - Decoding
 
+/// What one connection's decoder remembers between frames: the last destination groups and the
+/// last sender, as raw bytes and parsed. A stream of messages from one sender to one group —
+/// the common case — then parses those names once instead of once per message.
+public struct DecodeMemo: Sendable {
+    var groupsBytes: [UInt8] = []
+    var groups: [GroupName] = []
+    var senderBytes: [UInt8] = []
+    var sender: MemberID?
+
+    /// An empty memo.
+    public init() {}
+}
+
 extension ClientFrame {
     /// Decodes one frame body (kind byte and fields, without the length prefix).
     public static func decode(body: UnsafeRawBufferPointer, limits: Limits) throws(WireError) -> ClientFrame {
+        var memo = DecodeMemo()
+        return try decode(body: body, limits: limits, memo: &memo)
+    }
+
+    /// Decodes one frame body, reusing names parsed for earlier frames of the same stream.
+    public static func decode(body: UnsafeRawBufferPointer, limits: Limits, memo: inout DecodeMemo) throws(WireError) -> ClientFrame {
         var reader = WireReader(body)
         let kindByte = try reader.readUInt8()
         guard let kind = Kind(rawValue: kindByte) else { throw .unknownFrameKind(kindByte) }
@@ -287,7 +306,7 @@ extension ClientFrame {
         case .multicast:
             let service = try reader.readService()
             let messageType = try reader.readUInt16()
-            let groups = try reader.readGroups(limits: limits)
+            let groups = try reader.readGroups(limits: limits, memo: &memo)
             let payload = try reader.readBlob(bytesMax: limits.payloadBytesMax)
             frame = .multicast(OutgoingMessage(service: service, messageType: messageType, groups: groups, payload: payload))
         case .statusRequest:
@@ -308,6 +327,12 @@ extension ClientFrame {
 extension DaemonFrame {
     /// Decodes one frame body (kind byte and fields, without the length prefix).
     public static func decode(body: UnsafeRawBufferPointer, limits: Limits) throws(WireError) -> DaemonFrame {
+        var memo = DecodeMemo()
+        return try decode(body: body, limits: limits, memo: &memo)
+    }
+
+    /// Decodes one frame body, reusing names parsed for earlier frames of the same stream.
+    public static func decode(body: UnsafeRawBufferPointer, limits: Limits, memo: inout DecodeMemo) throws(WireError) -> DaemonFrame {
         var reader = WireReader(body)
         let kindByte = try reader.readUInt8()
         guard let kind = Kind(rawValue: kindByte) else { throw .unknownFrameKind(kindByte) }
@@ -327,8 +352,8 @@ extension DaemonFrame {
         case .message:
             let service = try reader.readService()
             let messageType = try reader.readUInt16()
-            let sender = try reader.readMember(limits: limits)
-            let groups = try reader.readGroups(limits: limits)
+            let sender = try reader.readSender(limits: limits, memo: &memo)
+            let groups = try reader.readGroups(limits: limits, memo: &memo)
             let payload = try reader.readBlob(bytesMax: limits.payloadBytesMax)
             frame = .message(DeliveredMessage(
                 service: service, messageType: messageType, sender: sender, groups: groups, payload: payload))
@@ -385,6 +410,45 @@ extension WireReader {
         let flags = try readUInt8()
         guard flags & ~ServiceType.selfDiscardBit == 0 else { throw .invalidValue("service flags \(flags)") }
         return ServiceType(level, selfDiscard: flags & ServiceType.selfDiscardBit != 0)
+    }
+
+    /// Reads destination groups; if their bytes equal the memo's, returns the memo's names.
+    mutating func readGroups(limits: Limits, memo: inout DecodeMemo) throws(WireError) -> [GroupName] {
+        let start = offset
+        // 1. Find the extent of the field without parsing names: count, then length-prefixed names.
+        guard remaining >= 1 else { throw .truncated }
+        let count = Int(peekByte(at: start))
+        var end = start + 1
+        for _ in 0..<count {
+            guard end < offset + remaining else { throw .truncated }
+            end += 1 + Int(peekByte(at: end))
+        }
+        guard end <= offset + remaining else { throw .truncated }
+        // 2. The same bytes as the last message's groups: the same names.
+        if !memo.groups.isEmpty, bytesEqual(from: start, to: end, memo.groupsBytes) {
+            skip(end - start)
+            return memo.groups
+        }
+        let groups = try readGroups(limits: limits)
+        memo.groupsBytes = bytes(from: start, to: end)
+        memo.groups = groups
+        return groups
+    }
+
+    /// Reads a sender; if its bytes equal the memo's, returns the memo's member.
+    mutating func readSender(limits: Limits, memo: inout DecodeMemo) throws(WireError) -> MemberID {
+        let start = offset
+        guard remaining >= 1 else { throw .truncated }
+        let end = start + 1 + Int(peekByte(at: start))
+        guard end - offset <= remaining else { throw .truncated }
+        if let sender = memo.sender, bytesEqual(from: start, to: end, memo.senderBytes) {
+            skip(end - start)
+            return sender
+        }
+        let sender = try readMember(limits: limits)
+        memo.senderBytes = bytes(from: start, to: end)
+        memo.sender = sender
+        return sender
     }
 
     mutating func readGroups(limits: Limits) throws(WireError) -> [GroupName] {

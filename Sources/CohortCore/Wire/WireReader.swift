@@ -82,6 +82,23 @@ public struct WireReader: ~Copyable {
         return try readBytes(count: length)
     }
 
+    /// The byte at absolute `position` (callers check bounds).
+    func peekByte(at position: Int) -> UInt8 { bytes[position] }
+
+    /// Skips `count` bytes (callers check bounds).
+    mutating func skip(_ count: Int) { offset += count }
+
+    /// The bytes in `start..<end` (callers check bounds).
+    func bytes(from start: Int, to end: Int) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+    }
+
+    /// Whether the bytes in `start..<end` equal `other` (callers check bounds).
+    func bytesEqual(from start: Int, to end: Int, _ other: [UInt8]) -> Bool {
+        guard other.count == end - start else { return false }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end]).elementsEqual(other)
+    }
+
     /// Throws unless every byte was read.
     public func expectEnd() throws(WireError) {
         guard remaining == 0 else { throw .trailingBytes(count: remaining) }
