@@ -57,7 +57,11 @@ public enum CohortClient {
             }
         }
         let timeout = TimeAmount(options.connectTimeout)
-        let bootstrap = ClientBootstrap(group: eventLoopGroup).connectTimeout(timeout)
+        // Room for a few send batches in flight: with NIO's default 64 KiB high watermark every
+        // batch would suspend the sending task until the socket drained.
+        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(timeout)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 512 * 1024, high: 2 * 1024 * 1024))
         let (channel, acceptedFuture): (NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)
         do {
             switch address {
@@ -268,9 +272,9 @@ public struct CohortEvents: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         var base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator
         let hooks: SharedHooks
-        /// The frames of the last read, and how many of them were handed out.
-        var batch: [DaemonFrame] = []
-        var position = 0
+        /// The frames of the last read not yet handed out, last first (so that each is moved
+        /// out with `popLast`, not copied).
+        var pending: [DaemonFrame] = []
 
         init(base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator, hooks: SharedHooks) {
             self.base = base
@@ -280,7 +284,7 @@ public struct CohortEvents: AsyncSequence, Sendable {
         /// The next event; `nil` once the daemon closed the session.
         public mutating func next() async throws -> CohortEvent? {
             while true {
-                if position == batch.count {
+                guard let frame = pending.popLast() else {
                     let frames: [DaemonFrame]?
                     do {
                         frames = try await base.next()
@@ -290,13 +294,11 @@ public struct CohortEvents: AsyncSequence, Sendable {
                         throw CohortError.disconnected
                     }
                     guard let frames else { return nil }
-                    batch = frames
-                    position = 0
+                    pending = frames
+                    pending.reverse()
                     continue
                 }
-                let frame = batch[position]
-                position += 1
-                switch frame {
+                switch consume frame {
                 case .message(var message):
                     do {
                         try hooks.open(&message)

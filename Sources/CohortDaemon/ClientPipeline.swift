@@ -49,11 +49,12 @@ final class ClientSessionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let now = runtime.now
         for frame in unwrapInboundIn(data) {
             // The core ignores frames of a session it is closing (e.g. after `disconnect`).
             guard let session, !failed else { return }
             runtime.countSubmission(frame)
-            runtime.handle(.frame(session, frame))
+            runtime.handle(.frame(session, frame), now: now)
         }
     }
 

@@ -20,14 +20,24 @@ final class DaemonRuntime {
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let metrics = DaemonMetrics()
-    private var channels: [SessionID: any Channel] = [:]
+    /// One client connection and the bytes gathered for it during the current tick. A class, so
+    /// that one dictionary lookup reaches both and the buffer is appended to in place. The
+    /// buffer is kept across ticks and cleared after its flush: once NIO has written it, its
+    /// storage is ours alone again and is reused instead of reallocated.
+    private final class SessionIO {
+        let session: SessionID
+        let channel: any Channel
+        var outgoing = ByteBuffer()
+        init(session: SessionID, channel: any Channel) {
+            self.session = session
+            self.channel = channel
+        }
+    }
+
+    private var channels: [SessionID: SessionIO] = [:]
     private var nextSessionNumber: UInt64 = 1
-    /// Bytes for each client, gathered during the current tick. A client's buffer is kept
-    /// across ticks and cleared after its flush: once NIO has written it, the storage is ours
-    /// alone again and is reused instead of reallocated.
-    private var outgoing: [SessionID: ByteBuffer] = [:]
-    /// Sessions with bytes in `outgoing` this tick, in the order they were first written to.
-    private var dirty: [SessionID] = []
+    /// Sessions with gathered bytes this tick, in the order they were first written to.
+    private var dirty: [SessionIO] = []
     private var flushScheduled = false
     /// Whether client input is paused (a client is backlogged).
     private var intakePaused = false
@@ -41,7 +51,7 @@ final class DaemonRuntime {
     }
 
     /// Current time for the core, from NIO's monotonic clock.
-    private var now: Instant { Instant(nanoseconds: NIODeadline.now().uptimeNanoseconds) }
+    var now: Instant { Instant(nanoseconds: NIODeadline.now().uptimeNanoseconds) }
 
     // MARK: - Sessions
 
@@ -50,7 +60,7 @@ final class DaemonRuntime {
         eventLoop.preconditionInEventLoop()
         let session = SessionID(nextSessionNumber)
         nextSessionNumber += 1
-        channels[session] = channel
+        channels[session] = SessionIO(session: session, channel: channel)
         if intakePaused { setAutoRead(false, on: channel) }
         metrics.sessionsOpened.increment()
         logger.debug("session opened", metadata: ["session": "\(session)", "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"])
@@ -60,13 +70,18 @@ final class DaemonRuntime {
 
     /// Feeds one event to the core and performs what it answers.
     func handle(_ event: DaemonCore.Event) {
+        handle(event, now: now)
+    }
+
+    /// Feeds one event to the core at time `now` (read once for a batch of frames).
+    func handle(_ event: DaemonCore.Event, now: Instant) {
         eventLoop.preconditionInEventLoop()
         if case .sessionClosed(let session) = event {
             channels[session] = nil
-            outgoing[session] = nil
         }
+        let established = core.establishedSessionCount
         perform(core.on(event, now: now))
-        metrics.sessions.record(core.establishedSessionCount)
+        if core.establishedSessionCount != established { metrics.sessions.record(core.establishedSessionCount) }
     }
 
     /// Tells every client the daemon is going away and closes every session.
@@ -94,28 +109,30 @@ final class DaemonRuntime {
                 intakePaused = paused
                 logger.debug(paused ? "client input paused: a client is backlogged" : "client input resumed")
                 metrics.intakePauses.increment(by: paused ? 1 : 0)
-                for channel in channels.values { setAutoRead(!paused, on: channel) }
+                for io in channels.values { setAutoRead(!paused, on: io.channel) }
             }
         }
     }
 
     private func write(_ frame: DaemonFrame, to sessions: some Collection<SessionID>) {
         scratch.removeAll()
-        frame.encode(into: &scratch)
-        count(frame, bytes: scratch.bytes.count, recipients: sessions.count)
-        for session in sessions where channels[session] != nil {
-            if outgoing[session]?.readableBytes ?? 0 == 0 { dirty.append(session) }
-            outgoing[session, default: ByteBufferAllocator().buffer(capacity: 64 * 1024)].writeBytes(scratch.bytes)
+        let payload = frame.encodeLeavingPayload(into: &scratch)
+        count(frame, bytes: scratch.bytes.count + (payload?.count ?? 0), recipients: sessions.count)
+        for session in sessions {
+            guard let io = channels[session] else { continue }
+            if io.outgoing.readableBytes == 0 { dirty.append(io) }
+            io.outgoing.writeBytes(scratch.bytes)
+            if let payload { io.outgoing.writeBytes(payload) }
         }
         scheduleFlush()
     }
 
     private func count(_ frame: DaemonFrame, bytes: Int, recipients: Int) {
-        metrics.framesWritten.increment(by: Int64(recipients))
+        tally.framesWritten += recipients
         switch frame {
         case .message(let message):
-            metrics.messagesDelivered.increment(by: Int64(recipients))
-            metrics.messageBytesDelivered.increment(by: Int64(message.payload.count * recipients))
+            tally.messagesDelivered += recipients
+            tally.messageBytesDelivered += message.payload.count * recipients
         case .view:
             metrics.viewsDelivered.increment(by: Int64(recipients))
         case .reject(let code, _), .error(let code, _, _):
@@ -137,17 +154,14 @@ final class DaemonRuntime {
     private func flushAll() {
         flushScheduled = false
         var backlogged: [SessionID] = []
-        for session in dirty {
-            guard let channel = channels[session], let buffer = outgoing[session] else {
-                outgoing[session] = nil
-                continue
-            }
-            channel.writeAndFlush(buffer, promise: nil)
-            outgoing[session]?.clear()
-            if !channel.isWritable { backlogged.append(session) }
+        for io in dirty where io.outgoing.readableBytes > 0 {
+            io.channel.writeAndFlush(io.outgoing, promise: nil)
+            io.outgoing.clear()
+            if !io.channel.isWritable { backlogged.append(io.session) }
         }
         metrics.flushes.increment(by: Int64(dirty.count))
         dirty.removeAll(keepingCapacity: true)
+        publishTally()
         for session in backlogged {
             handle(.backlogged(session))
         }
@@ -157,13 +171,13 @@ final class DaemonRuntime {
     /// for a client that does not read). With `discardQueued`, drops what is queued and resets
     /// the connection, so the kernel frees the client's buffers at once.
     private func close(_ session: SessionID, reason: String, discardQueued: Bool) {
-        guard let channel = channels[session] else { return }
+        guard let io = channels[session] else { return }
+        let channel = io.channel
         logger.info("closing session", metadata: [
             "session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")", "reason": "\(reason)",
         ])
         if discardQueued {
-            outgoing[session] = nil
-            dirty.removeAll { $0 == session }
+            io.outgoing.clear()
             // SO_LINGER with a zero timeout: close() resets instead of draining.
             if let provider = channel as? any SocketOptionProvider {
                 provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
@@ -173,8 +187,8 @@ final class DaemonRuntime {
             return
         }
         let written = eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(outgoing.removeValue(forKey: session) ?? ByteBuffer(), promise: written)
-        dirty.removeAll { $0 == session }
+        channel.writeAndFlush(io.outgoing, promise: written)
+        io.outgoing = ByteBuffer()
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
         written.futureResult.hop(to: eventLoop).assumeIsolated().whenComplete { _ in
             deadline.cancel()
@@ -189,8 +203,34 @@ final class DaemonRuntime {
     /// Counts a client submission (for metrics).
     func countSubmission(_ frame: ClientFrame) {
         if case .multicast(let message) = frame {
-            metrics.messagesReceived.increment()
-            metrics.messageBytesReceived.increment(by: Int64(message.payload.count))
+            tally.messagesReceived += 1
+            tally.messageBytesReceived += message.payload.count
+        }
+    }
+
+    /// Per-message counts, added up in plain integers during a tick and handed to the metrics
+    /// backend once per tick (its counters are atomics).
+    private struct Tally {
+        var messagesReceived = 0
+        var messageBytesReceived = 0
+        var messagesDelivered = 0
+        var messageBytesDelivered = 0
+        var framesWritten = 0
+    }
+
+    private var tally = Tally()
+
+    private func publishTally() {
+        let tally = self.tally
+        self.tally = Tally()
+        if tally.messagesReceived > 0 {
+            metrics.messagesReceived.increment(by: Int64(tally.messagesReceived))
+            metrics.messageBytesReceived.increment(by: Int64(tally.messageBytesReceived))
+        }
+        if tally.framesWritten > 0 {
+            metrics.framesWritten.increment(by: Int64(tally.framesWritten))
+            metrics.messagesDelivered.increment(by: Int64(tally.messagesDelivered))
+            metrics.messageBytesDelivered.increment(by: Int64(tally.messageBytesDelivered))
         }
     }
 }

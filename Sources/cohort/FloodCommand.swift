@@ -12,8 +12,10 @@ struct FloodCommand: AsyncParsableCommand {
         discussion: """
             The sender joins the group and keeps at most --window-bytes of its messages between \
             sending and their delivery back to it, so it measures ordered delivery, not only \
-            sending. With --receive-only, waits for --count messages from others instead and \
-            reports the rate it received them at. MB is 10^6 bytes.
+            sending (spflooder's default). With --write-only it does not join and sends as fast \
+            as the daemon's backpressure allows (spflooder's -wo); its figure then ends when the \
+            daemon has ordered every message. With --receive-only, it waits for --count messages \
+            from others and reports the rate it received them at. MB is 10^6 bytes.
             """)
 
     @OptionGroup var connection: ConnectionArguments
@@ -39,6 +41,9 @@ struct FloodCommand: AsyncParsableCommand {
     @Flag(help: "Receive --count messages from other senders instead of sending.")
     var receiveOnly = false
 
+    @Flag(help: "Send without joining the group; paced by the daemon's backpressure only.")
+    var writeOnly = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -46,6 +51,7 @@ struct FloodCommand: AsyncParsableCommand {
         guard count > 0 else { throw ValidationError("--count must be positive") }
         guard size >= 0 else { throw ValidationError("--size must not be negative") }
         guard windowBytes > 0 else { throw ValidationError("--window-bytes must be positive") }
+        guard !(receiveOnly && writeOnly) else { throw ValidationError("--receive-only and --write-only exclude each other") }
     }
 
     func run() async throws {
@@ -54,6 +60,14 @@ struct FloodCommand: AsyncParsableCommand {
         let (count, size, group) = (self.count, self.size, self.group)
         let window = max(16, windowBytes / max(size, 1))
         let receiveOnly = self.receiveOnly
+        if writeOnly {
+            var options = options
+            options.wantsMembership = false
+            let elapsed = try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
+                try await writeOnlyFlood(connection: connection, count: count, size: size, group: group, service: service)
+            }
+            return report(elapsed: elapsed, service: service, mode: "write-only")
+        }
         let elapsed = try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
             try await connection.join(group)
             var events = connection.events.makeAsyncIterator()
@@ -67,18 +81,40 @@ struct FloodCommand: AsyncParsableCommand {
             try await connection.disconnect()
             return result
         }
+        report(elapsed: elapsed, service: service, mode: receiveOnly ? "receive" : "send")
+    }
+
+    private func report(elapsed: Double, service: ServiceType, mode: String) {
         let bytes = count * size
         let result: [String: Any] = [
             "messages": count, "bytes": bytes, "seconds": elapsed,
             "msgs_per_second": Double(count) / elapsed, "mb_per_second": Double(bytes) / elapsed / 1e6,
-            "size": size, "service": service.level.description, "mode": receiveOnly ? "receive" : "send",
+            "size": size, "service": service.level.description, "mode": mode,
         ]
         if json {
             emit(EventJSON.line(result))
         } else {
-            emit(String(format: "%@ %d messages of %d bytes in %.3f s: %.0f msg/s, %.1f MB/s",
-                        receiveOnly ? "received" : "flooded", count, size, elapsed, Double(count) / elapsed, Double(bytes) / elapsed / 1e6))
+            let verb = mode == "receive" ? "received" : "flooded"
+            emit(String(format: "%@ %d messages of %d bytes in %.3f s: %.0f msg/s, %.1f MB/s (%@)",
+                        verb, count, size, elapsed, Double(count) / elapsed, Double(bytes) / elapsed / 1e6, mode))
         }
+    }
+
+    /// Sends without receiving; ends when the daemon closed the session after the disconnect,
+    /// that is, once it has ordered every message.
+    private func writeOnlyFlood(connection: CohortConnection, count: Int, size: Int, group: String, service: ServiceType) async throws -> Double {
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+        let batch = [PreparedMessage](repeating: try connection.message(payload, to: [group], service: service), count: 256)
+        let start = ContinuousClock.now
+        var sent = 0
+        while sent < count {
+            let n = min(batch.count, count - sent)
+            try await connection.multicast(batch: n == batch.count ? batch : Array(batch.prefix(n)))
+            sent += n
+        }
+        try await connection.disconnect()
+        for try await _ in connection.events {}
+        return seconds(since: start)
     }
 
     private func receive(count: Int, events: inout CohortEvents.Iterator, me: MemberID) async throws -> Double {
@@ -104,7 +140,7 @@ struct FloodCommand: AsyncParsableCommand {
         var events = events
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
-                let batchSize = min(64, window)
+                let batchSize = min(256, window)
                 var sent = 0
                 let batch = [PreparedMessage](repeating: message, count: batchSize)
                 while sent < count {

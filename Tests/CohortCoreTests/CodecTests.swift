@@ -42,6 +42,14 @@ struct CodecTests {
         #expect(try frame.roundTripped() == frame)
     }
 
+    @Test("encoding with the payload left out, then appended, gives the same bytes", arguments: daemonFrames)
+    func encodeLeavingPayload(frame: DaemonFrame) {
+        var writer = WireWriter()
+        let payload = frame.encodeLeavingPayload(into: &writer)
+        #expect(writer.bytes + (payload ?? []) == frame.encoded())
+        if case .message = frame { #expect(payload != nil) } else { #expect(payload == nil) }
+    }
+
     @Test("length prefix counts the body")
     func lengthPrefix() throws {
         let encoded = ClientFrame.join(group("chat")).encoded()

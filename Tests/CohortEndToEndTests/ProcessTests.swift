@@ -132,6 +132,30 @@ struct ProcessTests {
         #expect((result["seconds"] as? Double ?? 0) > 0)
     }
 
+    @Test("a write-only flood and a receive-only flood measure the same stream")
+    func writeOnlyFlood() async throws {
+        let port = try LocalCluster.freePortPair()
+        let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
+        defer { Task { await cluster.stop() } }
+        let address = cluster.members[0].clientAddress
+        let listener = try Self.launch(Self.cohort, [
+            "flood", "--daemon", address, "--name", "listener", "--receive-only", "--count", "3000", "--size", "256", "--json",
+        ])
+        for _ in 0..<200 {
+            let status = try await Self.run(Self.cohort, ["status", "--daemon", address, "--json"])
+            if status.output.contains("#listener#d1") && status.output.contains("\"group\":\"flood\"") { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let sender = try await Self.run(Self.cohort, [
+            "flood", "--daemon", address, "--write-only", "--count", "3000", "--size", "256", "--json",
+        ])
+        #expect(sender.status == 0, "\(sender.errors)")
+        #expect(Self.jsonLines(sender.output).first?["mode"] as? String == "write-only")
+        let received = await Self.finish(listener)
+        #expect(received.status == 0, "\(received.errors)")
+        #expect(Self.jsonLines(received.output).first?["messages"] as? Int == 3000)
+    }
+
     @Test("cohortd refuses an unknown architecture and a bad configuration before binding")
     func startupErrors() async throws {
         let unknown = try await Self.run(Self.cohortd, ["--architecture", "nonsense", "--port", "0", "--no-socket"], timeout: .seconds(20))

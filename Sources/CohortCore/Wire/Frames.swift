@@ -167,6 +167,31 @@ extension DaemonFrame {
         return writer.bytes
     }
 
+    /// Appends the frame, except that a message's payload bytes are left for the caller to
+    /// append right after (the length prefix and the payload's length field count them).
+    /// Returns that payload, or `nil` when the frame was written whole. Lets a daemon copy a
+    /// payload once per recipient, straight from the message, instead of twice.
+    public func encodeLeavingPayload(into writer: inout WireWriter) -> [UInt8]? {
+        guard case .message(let message) = self else {
+            encode(into: &writer)
+            return nil
+        }
+        let start = writer.bytes.count
+        writer.write(UInt32(0))
+        writeMessageFields(message, into: &writer)
+        writer.write(UInt32(message.payload.count))
+        writer.patchLength(at: start, adding: message.payload.count)
+        return message.payload
+    }
+
+    private func writeMessageFields(_ message: DeliveredMessage, into writer: inout WireWriter) {
+        writer.write(Kind.message.rawValue)
+        writer.write(message.service)
+        writer.write(message.messageType)
+        writer.writeShortString(message.sender.description)
+        writer.write(groups: message.groups)
+    }
+
     /// Appends the frame, length prefix first.
     public func encode(into writer: inout WireWriter) {
         let start = writer.bytes.count
@@ -186,11 +211,7 @@ extension DaemonFrame {
             writer.writeShortString(method)
             writer.writeBlob(data)
         case .message(let message):
-            writer.write(Kind.message.rawValue)
-            writer.write(message.service)
-            writer.write(message.messageType)
-            writer.writeShortString(message.sender.description)
-            writer.write(groups: message.groups)
+            writeMessageFields(message, into: &writer)
             writer.writeBlob(message.payload)
         case .view(let view):
             writer.write(Kind.view.rawValue)

@@ -143,9 +143,12 @@ public struct WireWriter: Sendable {
     /// Appends a string with a 1-byte length prefix. Callers validate lengths first; a longer
     /// string is cut at 255 bytes rather than corrupting the frame.
     public mutating func writeShortString(_ string: String) {
-        let utf8 = string.utf8.prefix(255)
-        bytes.append(UInt8(utf8.count))
-        bytes.append(contentsOf: utf8)
+        var string = string
+        string.withUTF8 { utf8 in
+            let count = min(utf8.count, 255)
+            bytes.append(UInt8(count))
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<count]))
+        }
     }
     /// Appends a string with a 2-byte length prefix (cut at 65,535 bytes).
     public mutating func writeText(_ string: String) {
@@ -159,9 +162,10 @@ public struct WireWriter: Sendable {
         bytes.append(contentsOf: blob)
     }
 
-    /// Overwrites the 4-byte big-endian length at `offset` (used for frame prefixes).
-    mutating func patchLength(at offset: Int) {
-        let length = UInt32(bytes.count - offset - 4)
+    /// Overwrites the 4-byte big-endian length at `offset` (used for frame prefixes) with the
+    /// bytes written after it, plus `adding` bytes the caller appends elsewhere.
+    mutating func patchLength(at offset: Int, adding: Int = 0) {
+        let length = UInt32(bytes.count - offset - 4 + adding)
         bytes[offset] = UInt8(truncatingIfNeeded: length >> 24)
         bytes[offset + 1] = UInt8(truncatingIfNeeded: length >> 16)
         bytes[offset + 2] = UInt8(truncatingIfNeeded: length >> 8)
