@@ -2,30 +2,6 @@ import CohortCore
 import CohortTransport
 import NIOCore
 
-/// Decodes daemon frames with the core's codec; every complete frame of one read travels up
-/// the pipeline as one array (the pipeline's cost is paid per read, not per message).
-struct DaemonFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = [DaemonFrame]
-    let limits: Limits
-    var memo = DecodeMemo()
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        var frames: [DaemonFrame] = []
-        defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
-        while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
-            try DaemonFrame.decode(body: body, limits: limits, memo: &memo)
-        }) {
-            frames.append(frame)
-        }
-        return .needMoreData
-    }
-
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        return .needMoreData
-    }
-}
-
 extension ByteBuffer {
     /// `frames` encoded back to back with the core's codec: one buffer, one write.
     init(encoding frames: some Sequence<ClientFrame>) {

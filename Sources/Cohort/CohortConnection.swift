@@ -48,7 +48,7 @@ public enum CohortClient {
             channel.eventLoop.makeCompletedFuture {
                 let accepted = channel.eventLoop.makePromise(of: ConnectAccept.self)
                 let sync = channel.pipeline.syncOperations
-                try sync.addHandler(ByteToMessageHandler(DaemonFrameDecoder(limits: limits)))
+                try sync.addHandler(ByteToMessageHandler(FrameBatchDecoder<DaemonFrame>(limits: limits)))
                 try sync.addHandler(HandshakeHandler(request: request, accepted: accepted))
                 let asyncChannel = try NIOAsyncChannel<[DaemonFrame], ByteBuffer>(
                     wrappingChannelSynchronously: channel,

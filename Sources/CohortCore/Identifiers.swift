@@ -99,7 +99,8 @@ public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible 
     }
 
     static func isValidPart(_ part: String, bytesMax: Int) -> Bool {
-        part.utf8.count <= bytesMax && GroupName.isValidName(part.utf8, allowHash: false)
+        var part = part
+        return part.withUTF8 { isValidPart($0, bytesMax: bytesMax) }
     }
 
     static func isValidPart(_ part: UnsafeBufferPointer<UInt8>, bytesMax: Int) -> Bool {

@@ -3,32 +3,6 @@ import CohortTransport
 import Logging
 import NIOCore
 
-/// Splits the client byte stream into frames and decodes them with the core's codec. Every
-/// complete frame of one read travels up the pipeline as one array, so the per-event cost of
-/// the pipeline is paid per read, not per message. A decoding error is thrown once, after the
-/// frames before it; the session handler turns it into a typed error frame.
-struct ClientFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = [ClientFrame]
-    let limits: Limits
-    var memo = DecodeMemo()
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        var frames: [ClientFrame] = []
-        defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
-        while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: limits.frameBytesMax, decode: { body throws(WireError) in
-            try ClientFrame.decode(body: body, limits: limits, memo: &memo)
-        }) {
-            frames.append(frame)
-        }
-        return .needMoreData
-    }
-
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        return .needMoreData
-    }
-}
-
 /// Connects one client channel to the daemon runtime.
 final class ClientSessionHandler: ChannelInboundHandler {
     typealias InboundIn = [ClientFrame]

@@ -1,4 +1,5 @@
 import CohortCore
+import CohortTransport
 import Foundation
 public import Logging
 import NIOCore
@@ -95,7 +96,7 @@ public final class DaemonServer: Sendable {
         return bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 let handler = ClientSessionHandler(runtime: runtime.value, logger: logger)
-                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ClientFrameDecoder(limits: limits)))
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameBatchDecoder<ClientFrame>(limits: limits)))
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }

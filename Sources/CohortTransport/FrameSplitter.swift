@@ -34,6 +34,64 @@ public enum FrameSplitter {
     }
 }
 
+/// Splits a byte stream into length-prefixed frames and decodes them with the core's codec.
+/// Every complete frame of one read travels up the pipeline as one array, so the pipeline's
+/// per-event cost is paid per read, not per message. A decoding error is thrown once, after the
+/// frames before it have been passed on. The decoder keeps a ``DecodeMemo`` for its stream.
+///
+/// Inlinable so that it is specialised for each frame type where it is used.
+public struct FrameBatchDecoder<Frame>: ByteToMessageDecoder {
+    public typealias InboundOut = [Frame]
+
+    @usableFromInline let frameBytesMax: Int
+    @usableFromInline let decodeFrame: (UnsafeRawBufferPointer, inout DecodeMemo) throws(WireError) -> Frame
+    @usableFromInline var memo = DecodeMemo()
+
+    /// A decoder of frames up to `frameBytesMax` bytes, each decoded by `decodeFrame`.
+    @inlinable
+    public init(frameBytesMax: Int, decodeFrame: @escaping (UnsafeRawBufferPointer, inout DecodeMemo) throws(WireError) -> Frame) {
+        self.frameBytesMax = frameBytesMax
+        self.decodeFrame = decodeFrame
+    }
+
+    @inlinable
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        var frames: [Frame] = []
+        defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
+        while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: frameBytesMax, decode: { body throws(WireError) in
+            try decodeFrame(body, &memo)
+        }) {
+            frames.append(frame)
+        }
+        return .needMoreData
+    }
+
+    @inlinable
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        try decode(context: context, buffer: &buffer)
+    }
+}
+
+extension FrameBatchDecoder where Frame == ClientFrame {
+    /// Decodes client frames (the daemon's side).
+    @inlinable
+    public init(limits: Limits) {
+        self.init(frameBytesMax: limits.frameBytesMax) { body, memo throws(WireError) in
+            try ClientFrame.decode(body: body, limits: limits, memo: &memo)
+        }
+    }
+}
+
+extension FrameBatchDecoder where Frame == DaemonFrame {
+    /// Decodes daemon frames (the client's side).
+    @inlinable
+    public init(limits: Limits) {
+        self.init(frameBytesMax: limits.frameBytesMax) { body, memo throws(WireError) in
+            try DaemonFrame.decode(body: body, limits: limits, memo: &memo)
+        }
+    }
+}
+
 /// Where a daemon serves clients: `host:port` or `unix:PATH`.
 public enum DaemonAddress: Hashable, Sendable, CustomStringConvertible {
     /// A TCP address.
