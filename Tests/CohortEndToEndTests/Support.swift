@@ -95,6 +95,18 @@ final class RawClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// Reads text until the peer closes the connection (or 5 s pass).
+    func readText() -> String {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            buffer += chunk[0..<count]
+        }
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
     /// Reads frames until the daemon closes the connection (or 5 s pass).
     func readUntilClosed() -> (frames: [DaemonFrame], closed: Bool) {
         var buffer: [UInt8] = []
