@@ -156,6 +156,39 @@ struct ProcessTests {
         #expect(Self.jsonLines(received.output).first?["messages"] as? Int == 3000)
     }
 
+    @Test("cohort user: join, send, see the message and the view, show membership, quit")
+    func interactiveUser() async throws {
+        let port = try LocalCluster.freePortPair()
+        let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
+        defer { Task { await cluster.stop() } }
+        let process = Process()
+        process.executableURL = Self.cohort
+        process.arguments = ["user", "--daemon", cluster.members[0].clientAddress, "--name", "ann"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let lines = ["j chat", "s chat hello there", "s! fifo chat in order", "m chat", "x", "h"]
+        for line in lines {
+            input.fileHandleForWriting.write(Data((line + "\n").utf8))
+            try await Task.sleep(for: .milliseconds(150))
+        }
+        input.fileHandleForWriting.write(Data("q\n".utf8))
+        let deadline = ContinuousClock.now + .seconds(20)
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { process.terminate() }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("connected as #ann#d1"))
+        #expect(text.contains("[chat] #ann#d1 (agreed, type 0): hello there"), "\(text)")
+        #expect(text.contains("[chat] #ann#d1 (fifo, type 0): in order"), "\(text)")
+        #expect(text.contains("view chat"), "\(text)")
+        #expect(text.contains("unknown command; h for help"))
+        #expect(text.contains("j GROUP"), "help is printed")
+    }
+
     @Test("cohortd refuses an unknown architecture and a bad configuration before binding")
     func startupErrors() async throws {
         let unknown = try await Self.run(Self.cohortd, ["--architecture", "nonsense", "--port", "0", "--no-socket"], timeout: .seconds(20))
