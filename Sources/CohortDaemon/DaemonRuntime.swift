@@ -39,6 +39,8 @@ final class DaemonRuntime {
     /// Sessions with gathered bytes this tick, in the order they were first written to.
     private var dirty: [SessionIO] = []
     private var flushScheduled = false
+    /// Scratch space for the core's actions, reused for every event.
+    private var actionBuffer: [DaemonCore.Action] = []
     /// Whether client input is paused (a client is backlogged).
     private var intakePaused = false
     /// Encoding scratch space, reused for every frame.
@@ -80,7 +82,13 @@ final class DaemonRuntime {
             channels[session] = nil
         }
         let established = core.establishedSessionCount
-        perform(core.on(event, now: now))
+        // Reuse one action buffer; a nested call (from performing these actions) gets its own.
+        var actions = actionBuffer
+        actionBuffer = []
+        core.on(event, now: now, into: &actions)
+        perform(actions)
+        actions.removeAll(keepingCapacity: true)
+        actionBuffer = actions
         if core.establishedSessionCount != established { metrics.sessions.record(core.establishedSessionCount) }
     }
 

@@ -376,6 +376,34 @@ struct DeliveryTests {
         #expect(harness.core.on(.sessionClosed(slow), now: harness.now).contains { if case .pauseIntake(false) = $0 { true } else { false } })
     }
 
+    @Test("the buffer-appending form of `on` does what the returning form does")
+    func appendingForm() {
+        var random = SeededGenerator(seed: 5)
+        var left = CoreHarness()
+        var right = CoreHarness()
+        var buffer: [DaemonCore.Action] = [.pauseIntake(true)]
+        for number in 1...4 as ClosedRange<UInt64> {
+            left.connect(number, name: "c\(number)")
+            right.connect(number, name: "c\(number)")
+        }
+        for _ in 0..<500 {
+            let session = SessionID(UInt64.random(in: 1...5, using: &random))
+            let frame: ClientFrame
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: frame = .join(group("g\(Int.random(in: 0..<3, using: &random))"))
+            case 1: frame = .leave(group("g\(Int.random(in: 0..<3, using: &random))"))
+            default: frame = .multicast(OutgoingMessage(
+                service: ServiceType(.agreed, selfDiscard: Bool.random(using: &random)),
+                groups: [group("g\(Int.random(in: 0..<3, using: &random))")], payload: [UInt8.random(in: 0...255, using: &random)]))
+            }
+            let returned = left.core.on(.frame(session, frame), now: left.now)
+            let before = buffer.count
+            right.core.on(.frame(session, frame), now: right.now, into: &buffer)
+            #expect("\(returned)" == "\(buffer[before...])")
+        }
+        #expect("\(buffer.first!)" == "\(DaemonCore.Action.pauseIntake(true))", "appends, never replaces")
+    }
+
     @Test("invalid settings are refused")
     func invalidSettings() {
         #expect(throws: WireError.self) { try DaemonCore(settings: DaemonCore.Settings(daemonName: "bad name"), hooks: IdentityHooks()) }

@@ -122,6 +122,18 @@ public struct DaemonCore: Sendable {
 
     // MARK: - Events
 
+    /// Handles one event at time `now`, appending what the shell must do to `actions`. Drivers
+    /// that reuse one buffer use this form: a client's multicast — the event of the message
+    /// path — then allocates no action array of its own.
+    public mutating func on(_ event: Event, now: Instant, into actions: inout [Action]) {
+        if case .frame(let session, .multicast(let message)) = event,
+           case .established(let member, _)? = sessions[session] {
+            submit(message, from: member, session: session, into: &actions)
+        } else {
+            actions += on(event, now: now)
+        }
+    }
+
     /// Handles one event at time `now` and returns what the shell must do.
     public mutating func on(_ event: Event, now: Instant) -> [Action] {
         switch event {
@@ -231,15 +243,10 @@ public struct DaemonCore: Sendable {
                     return fail(session, .invalidGroupName, "cannot leave private group \(group)")
                 }
                 return order(.leave(member, group))
-            case .multicast(var message):
-                do {
-                    try hooks.admit(&message, from: member)
-                } catch {
-                    return [.send(.error(.architectureRefused, fatal: false, reason: error.reason), to: session)]
-                }
-                return order(.message(DeliveredMessage(
-                    service: message.service, messageType: message.messageType, sender: member,
-                    groups: message.groups, payload: message.payload)))
+            case .multicast(let message):
+                var actions: [Action] = []
+                submit(message, from: member, session: session, into: &actions)
+                return actions
             case .statusRequest:
                 return [.send(.status(status()), to: session)]
             case .disconnect:
@@ -294,6 +301,31 @@ public struct DaemonCore: Sendable {
 
     // MARK: - Ordering and delivery
 
+    /// A client's message: the architecture admits it, it gets the next position of the total
+    /// order and is delivered to the local members of its groups.
+    private mutating func submit(_ message: OutgoingMessage, from member: MemberID, session: SessionID, into actions: inout [Action]) {
+        var message = message
+        do {
+            try hooks.admit(&message, from: member)
+        } catch {
+            actions.append(.send(.error(.architectureRefused, fatal: false, reason: error.reason), to: session))
+            return
+        }
+        sequence += 1
+        deliver(DeliveredMessage(
+            service: message.service, messageType: message.messageType, sender: member,
+            groups: message.groups, payload: message.payload), into: &actions)
+    }
+
+    /// Delivers an ordered message to the local members of its groups.
+    private mutating func deliver(_ message: DeliveredMessage, into actions: inout [Action]) {
+        let recipients = localRecipients(of: message)
+        guard !recipients.isEmpty else { return }
+        var message = message
+        hooks.prepareDelivery(&message)
+        actions.append(.deliver(.message(message), to: recipients))
+    }
+
     /// Gives `operation` the next position of the total order and applies it.
     private mutating func order(_ operation: OrderedOperation) -> [Action] {
         sequence += 1
@@ -303,11 +335,10 @@ public struct DaemonCore: Sendable {
     /// Applies an operation at its position of the total order: views for membership changes,
     /// deliveries for messages, to local sessions only.
     private mutating func apply(_ operation: OrderedOperation, sequence: UInt64) -> [Action] {
-        if case .message(var message) = operation {
-            let recipients = localRecipients(of: message)
-            guard !recipients.isEmpty else { return [] }
-            hooks.prepareDelivery(&message)
-            return [.deliver(.message(message), to: recipients)]
+        if case .message(let message) = operation {
+            var actions: [Action] = []
+            deliver(message, into: &actions)
+            return actions
         }
         var actions: [Action] = []
         for var change in table.apply(operation, sequence: sequence) {

@@ -96,7 +96,10 @@ public struct WireReader: ~Copyable {
     /// Whether the bytes in `start..<end` equal `other` (callers check bounds).
     func bytesEqual(from start: Int, to end: Int, _ other: [UInt8]) -> Bool {
         guard other.count == end - start else { return false }
-        return UnsafeRawBufferPointer(rebasing: bytes[start..<end]).elementsEqual(other)
+        return other.withUnsafeBytes { other in
+            for index in 0..<other.count where other[index] != bytes[start + index] { return false }
+            return true
+        }
     }
 
     /// Throws unless every byte was read.
