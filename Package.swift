@@ -19,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "CohortCore", targets: ["CohortCore"]),
+        .library(name: "CohortCrypto", targets: ["CohortCrypto"]),
         .library(name: "CohortSecurity", targets: ["CohortSecurity"]),
         .library(name: "CohortTransport", targets: ["CohortTransport"]),
         .library(name: "CohortDaemon", targets: ["CohortDaemon"]),
@@ -38,6 +39,12 @@ let package = Package(
     targets: [
         // Pure protocol cores: identifiers, limits, wire codec, group table, daemon core.
         .target(name: "CohortCore", swiftSettings: strictSettings),
+
+        // OpenSSL's libcrypto (libssl-dev), with small C shims of our own.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Cipher suites, key derivation, and (next) DH groups and the key agreement protocols.
+        .target(name: "CohortCrypto", dependencies: ["CohortCore", "COpenSSL"], swiftSettings: strictSettings),
 
         // Security strategies composed into named architectures (today: `plain`).
         .target(name: "CohortSecurity", dependencies: ["CohortCore"], swiftSettings: strictSettings),
@@ -109,7 +116,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Experiments: executables that print figures and write them to Results/.
+        .executableTarget(
+            name: "cohort-crypto-bench",
+            dependencies: ["CohortCrypto", "COpenSSL"],
+            path: "Experiments/CryptoBenchmark",
+            swiftSettings: strictSettings
+        ),
+
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
+        .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "CohortEndToEndTests",
             dependencies: [
