@@ -43,8 +43,11 @@ let package = Package(
         // OpenSSL's libcrypto (libssl-dev), with small C shims of our own.
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
-        // Cipher suites, key derivation, and (next) DH groups and the key agreement protocols.
-        .target(name: "CohortCrypto", dependencies: ["CohortCore", "COpenSSL"], swiftSettings: strictSettings),
+        // GMP (libgmp-dev), with inline wrappers for its mpz_* macros.
+        .systemLibrary(name: "CGMP", pkgConfig: "gmp", providers: [.apt(["libgmp-dev"])]),
+
+        // Cipher suites, key derivation, DH groups, and (next) the key agreement protocols.
+        .target(name: "CohortCrypto", dependencies: ["CohortCore", "COpenSSL", "CGMP"], swiftSettings: strictSettings),
 
         // Security strategies composed into named architectures (today: `plain`).
         .target(name: "CohortSecurity", dependencies: ["CohortCore"], swiftSettings: strictSettings),
@@ -125,7 +128,7 @@ let package = Package(
         ),
 
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
-        .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore"], swiftSettings: strictSettings),
+        .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CGMP"], swiftSettings: strictSettings),
         .testTarget(
             name: "CohortEndToEndTests",
             dependencies: [

@@ -2,11 +2,16 @@
 //
 //   swift run -c release cohort-crypto-bench [--rounds R] [--output Results/crypto]
 //
-// For each suite and message size (1 KiB, 64 KiB): the median over R rounds of the time per
+//   Part 1, cipher suites. For each suite and message size (1 KiB, 64 KiB): the median over R rounds of the time per
 // seal and per open through the suite (`CipherSuite`, contexts reused per key), and of the same
 // operation written directly against EVP with a reused context (the floor). For Blowfish the
 // floor is EVP BF-CBC plus EVP_MAC HMAC-SHA256, the same work the suite does. Rounds alternate
 // suite and raw so that machine noise hits both alike; the ratio is what matters.
+//
+//   Part 2, DH groups. For each MODP group on each backend (GMP, OpenSSL BN) and for X25519:
+// the median time of one exponentiation with a fresh 256-bit exponent (what the protocols do
+// most) and with a full-width exponent (what GDH's factor-out produces). Written to
+// Results/crypto/dh-groups.csv.
 import COpenSSL
 import CohortCrypto
 import Foundation
@@ -161,7 +166,44 @@ for suiteType in CipherSuites.registered {
     }
 }
 
+// MARK: - Part 2: DH groups
+
+struct BenchmarkRandom: RandomNumberGenerator {
+    var state: UInt64 = 0x1234_5678
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+var dhRows = ["group,backend,exponent_bits,microseconds"]
+print("")
+print(padded("group", 12) + padded("backend", 9) + padded("exponent", 10) + "µs per exponentiation")
+var random = BenchmarkRandom()
+var groups: [(any DHGroup, String)] = []
+for bits in [1024, 2048, 3072] {
+    for backend in ModularArithmeticBackend.allCases { groups.append((try MODPGroup(bits: bits, backend: backend), backend.rawValue)) }
+}
+groups.append((X25519Group(), "openssl"))
+for (group, backend) in groups {
+    let base = try group.power(group.generator, group.randomExponent(using: &random))
+    var exponents: [(Exponent, Int)] = [(group.randomExponent(using: &random), 256)]
+    if let modp = group as? MODPGroup {
+        exponents.append((try modp.invertExponent(exponents[0].0), modp.elementBytes * 8))
+    }
+    for (exponent, exponentBits) in exponents {
+        let times = (0..<max(3, options.rounds / 3)).map { _ in nanosecondsPerCall { _ = try! group.power(base, exponent) } }
+        let microseconds = median(times) / 1000
+        dhRows.append("\(group.name),\(backend),\(exponentBits),\(String(format: "%.1f", microseconds))")
+        print(padded(group.name, 12) + padded(backend, 9) + padded("\(exponentBits)", 10) + String(format: "%.1f", microseconds))
+    }
+}
+
 try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
+try (dhRows.joined(separator: "\n") + "\n").write(toFile: options.output + "/dh-groups.csv", atomically: true, encoding: .utf8)
 try (rows.joined(separator: "\n") + "\n").write(toFile: options.output + "/cipher-suites.csv", atomically: true, encoding: .utf8)
 let revision = (try? String(contentsOfFile: ".git/HEAD", encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? "unknown"
 let meta: [String: Any] = [
@@ -171,4 +213,4 @@ let meta: [String: Any] = [
     "loadavg": (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "",
 ]
 try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: options.output + "/meta.json"))
-print("wrote \(options.output)/cipher-suites.csv and meta.json")
+print("wrote \(options.output)/cipher-suites.csv, dh-groups.csv and meta.json")

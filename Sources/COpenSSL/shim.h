@@ -3,6 +3,7 @@
 #ifndef COHORT_COPENSSL_SHIM_H
 #define COHORT_COPENSSL_SHIM_H
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
