@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // Pure protocol cores: identifiers, limits, wire codec, group table, daemon core.
@@ -47,7 +48,11 @@ let package = Package(
         .systemLibrary(name: "CGMP", pkgConfig: "gmp", providers: [.apt(["libgmp-dev"])]),
 
         // Cipher suites, key derivation, DH groups, and (next) the key agreement protocols.
-        .target(name: "CohortCrypto", dependencies: ["CohortCore", "COpenSSL", "CGMP"], swiftSettings: strictSettings),
+        .target(
+            name: "CohortCrypto",
+            dependencies: ["CohortCore", "COpenSSL", "CGMP", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
 
         // Security strategies composed into named architectures (today: `plain`).
         .target(name: "CohortSecurity", dependencies: ["CohortCore"], swiftSettings: strictSettings),

@@ -181,13 +181,13 @@ struct BenchmarkRandom: RandomNumberGenerator {
 
 var dhRows = ["group,backend,exponent_bits,microseconds"]
 print("")
-print(padded("group", 12) + padded("backend", 9) + padded("exponent", 10) + "µs per exponentiation")
+print(padded("group", 12) + padded("backend", 14) + padded("exponent", 10) + "µs per exponentiation")
 var random = BenchmarkRandom()
 var groups: [(any DHGroup, String)] = []
 for bits in [1024, 2048, 3072] {
     for backend in ModularArithmeticBackend.allCases { groups.append((try MODPGroup(bits: bits, backend: backend), backend.rawValue)) }
 }
-groups.append((X25519Group(), "openssl"))
+groups.append((X25519Group(), "swift-crypto"))
 for (group, backend) in groups {
     let base = try group.power(group.generator, group.randomExponent(using: &random))
     var exponents: [(Exponent, Int)] = [(group.randomExponent(using: &random), 256)]
@@ -198,7 +198,7 @@ for (group, backend) in groups {
         let times = (0..<max(3, options.rounds / 3)).map { _ in nanosecondsPerCall { _ = try! group.power(base, exponent) } }
         let microseconds = median(times) / 1000
         dhRows.append("\(group.name),\(backend),\(exponentBits),\(String(format: "%.1f", microseconds))")
-        print(padded(group.name, 12) + padded(backend, 9) + padded("\(exponentBits)", 10) + String(format: "%.1f", microseconds))
+        print(padded(group.name, 12) + padded(backend, 14) + padded("\(exponentBits)", 10) + String(format: "%.1f", microseconds))
     }
 }
 

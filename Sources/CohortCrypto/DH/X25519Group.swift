@@ -1,8 +1,11 @@
-import COpenSSL
+import Crypto
+import Foundation
 
-/// X25519 (RFC 7748) as a DH group through OpenSSL: "exponentiation" is the X25519 function,
-/// scalar multiplication of a Montgomery u-coordinate. It commutes, which is all two-party DH
-/// chains need (CKD, STR, TGDH); it has no element products, so BD and GDH need a MODP group.
+/// X25519 (RFC 7748) as a DH group, through swift-crypto: "exponentiation" is the X25519
+/// function, scalar multiplication of a Montgomery u-coordinate. It commutes, which is all
+/// two-party DH chains need (CKD, STR, TGDH); it has no element products, so BD and GDH need a
+/// MODP group. (OpenSSL's EVP computes a public key whenever a raw private key is loaded, which
+/// doubles the cost of every derive; swift-crypto does one scalar multiplication per derive.)
 public final class X25519Group: DHGroup {
     public let name = "x25519"
     public let elementBytes = 32
@@ -14,27 +17,21 @@ public final class X25519Group: DHGroup {
 
     public func power(_ base: GroupElement, _ exponent: Exponent) throws(CryptoError) -> GroupElement {
         guard base.bytes.count == 32, exponent.bytes.count == 32 else { throw .backendFailure("X25519 takes 32-byte points and scalars") }
-        guard let secret = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nil, exponent.bytes, 32) else {
-            throw OpenSSL.lastError("X25519 scalar")
+        do {
+            let secret = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: exponent.bytes)
+            if base == generator {
+                return GroupElement(bytes: Array(secret.publicKey.rawRepresentation))
+            }
+            let peer = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: base.bytes)
+            let shared = try secret.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { Array($0) }
+            // An all-zero result means a low-order point (RFC 7748 §6.1): refused, not a weak key.
+            guard shared.contains(where: { $0 != 0 }) else { throw CryptoError.backendFailure("X25519: low-order point") }
+            return GroupElement(bytes: shared)
+        } catch let error as CryptoError {
+            throw error
+        } catch {
+            throw .backendFailure("X25519: \(error)")
         }
-        defer { EVP_PKEY_free(secret) }
-        var output = [UInt8](repeating: 0, count: 32)
-        var length = 32
-        if base == generator {
-            guard EVP_PKEY_get_raw_public_key(secret, &output, &length) == 1 else { throw OpenSSL.lastError("X25519 public key") }
-            return GroupElement(bytes: output)
-        }
-        guard let peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nil, base.bytes, 32) else {
-            throw OpenSSL.lastError("X25519 point")
-        }
-        defer { EVP_PKEY_free(peer) }
-        guard let context = EVP_PKEY_CTX_new(secret, nil) else { throw OpenSSL.lastError("X25519 context") }
-        defer { EVP_PKEY_CTX_free(context) }
-        // OpenSSL refuses an all-zero result (a low-order point): a typed error, not a weak key.
-        guard EVP_PKEY_derive_init(context) == 1, EVP_PKEY_derive_set_peer(context, peer) == 1,
-              EVP_PKEY_derive(context, &output, &length) == 1, length == 32
-        else { throw OpenSSL.lastError("X25519") }
-        return GroupElement(bytes: output)
     }
 
     public func randomExponent(using random: inout some RandomNumberGenerator) -> Exponent {
