@@ -1,0 +1,90 @@
+public import CohortCore
+
+/// What a key agreement asks its driver to do.
+public enum KeyAgreementAction: Hashable, Sendable {
+    /// Send these signed bytes to every member of the run, in the group's FIFO order.
+    case broadcast([UInt8])
+    /// Send these signed bytes to one member.
+    case send([UInt8], to: MemberID)
+    /// The run finished: the 32-byte group secret for `run` (to be turned into cipher keys with
+    /// ``HKDF/keyMaterial(for:secret:context:)``).
+    case established(run: GroupViewID, groupSecret: [UInt8])
+}
+
+/// One member's side of a contributory group key agreement protocol, as a sans-IO state machine
+/// (DESIGN.md §2, `KeyAgreement`). The driver starts a run for each new view (join, leave,
+/// merge, partition, refresh — the protocol decides what it can reuse) and feeds it every
+/// message of the run, in FIFO order per sender. Starting a run abandons the one in progress:
+/// a cascaded membership change restarts cleanly on the new membership, and messages of the
+/// abandoned run are refused as ``KeyAgreementError/wrongRun(expected:got:)``.
+public protocol KeyAgreement {
+    /// The registered name.
+    static var name: String { get }
+    /// Starts the agreement for `run` among `members` (the new view's members, in the order
+    /// every member sees).
+    mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction]
+    /// Handles one received, signed message. A refused message changes nothing.
+    mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction]
+}
+
+/// Identity and trust of one member: its signing key and everyone's public keys.
+public struct KeyAgreementIdentity: Sendable {
+    /// This member.
+    public var member: MemberID
+    /// Its Ed25519 signing key.
+    public var signingKey: SigningKey
+    /// The public keys of every member it may agree keys with.
+    public var directory: MemberKeyDirectory
+
+    /// Creates an identity.
+    public init(member: MemberID, signingKey: SigningKey, directory: MemberKeyDirectory) {
+        self.member = member
+        self.signingKey = signingKey
+        self.directory = directory
+    }
+}
+
+/// The checks every protocol makes before looking at a message: signature, protocol, run,
+/// membership and per-sender sequence. ``admit(_:)`` has no effect on failure.
+struct RunAdmission: Sendable {
+    let protocolName: String
+    let run: GroupViewID
+    let members: Set<MemberID>
+    private var nextSequence: [MemberID: UInt32] = [:]
+
+    init(protocolName: String, run: GroupViewID, members: [MemberID]) {
+        self.protocolName = protocolName
+        self.run = run
+        self.members = Set(members)
+    }
+
+    /// Verifies and admits a message of this run.
+    mutating func admit(_ bytes: [UInt8], directory: MemberKeyDirectory) throws(KeyAgreementError) -> KeyAgreementMessage {
+        let message = try KeyAgreementMessage.verified(bytes, directory: directory)
+        guard message.protocolName == protocolName else { throw .wrongProtocol(expected: protocolName, got: message.protocolName) }
+        guard message.run == run else { throw .wrongRun(expected: run, got: message.run) }
+        guard members.contains(message.sender) else { throw .notAMember(message.sender) }
+        let expected = nextSequence[message.sender, default: 0]
+        guard message.sequence >= expected else { throw .replayed(sender: message.sender, sequence: message.sequence) }
+        guard message.sequence == expected else { throw .outOfOrder(sender: message.sender, expected: expected, got: message.sequence) }
+        nextSequence[message.sender] = expected + 1
+        return message
+    }
+}
+
+/// The registered key agreement protocols.
+public enum KeyAgreements {
+    /// Registered names; the others of the source (CKD, STR, GDH, TGDH) register here as they land.
+    public static let names = [BurmesterDesmedt<SystemRandomNumberGenerator>.name]
+}
+
+extension GroupViewID {
+    /// An unambiguous encoding, for key derivation contexts.
+    var encoded: [UInt8] {
+        var writer = WireWriter(capacity: 48)
+        writer.write(configuration.epoch)
+        writer.writeShortString(configuration.representative)
+        writer.write(sequence)
+        return writer.bytes
+    }
+}
