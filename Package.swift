@@ -132,6 +132,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        .executableTarget(
+            name: "cohort-key-agreement-bench",
+            dependencies: ["CohortCrypto", "CohortCore"],
+            path: "Experiments/KeyAgreementBenchmark",
+            swiftSettings: strictSettings
+        ),
+
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
         .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CGMP"], swiftSettings: strictSettings),
         .testTarget(

@@ -47,6 +47,9 @@ static inline int cohort_mpz_cmp_ui(mpz_srcptr a, unsigned long b) { return mpz_
 static inline void cohort_mpz_sub_ui(mpz_ptr r, mpz_srcptr a, unsigned long b) { mpz_sub_ui(r, a, b); }
 static inline void cohort_mpz_tdiv_q_2exp(mpz_ptr r, mpz_srcptr a, unsigned long bits) { mpz_tdiv_q_2exp(r, a, bits); }
 static inline void cohort_mpz_mod(mpz_ptr r, mpz_srcptr a, mpz_srcptr modulus) { mpz_mod(r, a, modulus); }
+/// The Jacobi symbol (a/n): for a prime n, 1 if a is a nonzero quadratic residue modulo n.
+static inline int cohort_mpz_jacobi(mpz_srcptr a, mpz_srcptr n) { return mpz_jacobi(a, n); }
+
 /// 2 if n is certainly prime, 1 if probably prime, 0 if composite (Miller-Rabin, `rounds`).
 static inline int cohort_mpz_probab_prime(mpz_srcptr n, int rounds) { return mpz_probab_prime_p(n, rounds); }
 

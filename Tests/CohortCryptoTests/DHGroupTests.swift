@@ -96,6 +96,22 @@ struct DHGroupTests {
         try group.validate(group.generator)
     }
 
+    @Test("the Jacobi-symbol subgroup check agrees with y^q = 1", arguments: backends)
+    func subgroupCheck(backend: ModularArithmeticBackend) throws {
+        let group = try MODPGroup(bits: 1024, backend: backend)
+        var random = TestRandom(state: 11)
+        let one = [UInt8](repeating: 0, count: group.elementBytes - 1) + [1]
+        for index in 0..<40 {
+            // Half of them members of the subgroup, half arbitrary residues modulo p.
+            let element = index % 2 == 0
+                ? try group.power(group.generator, group.randomExponent(using: &random))
+                : GroupElement(bytes: (0..<group.elementBytes).map { _ in UInt8.random(in: 0...255, using: &random) } .enumerated().map { $0.offset == 0 ? $0.element & 0x7F : $0.element })
+            let inSubgroup = try group.power(element, Exponent(bytes: group.order)).bytes == one
+            let accepted = (try? group.validate(element)) != nil
+            #expect(accepted == inSubgroup, "element \(index)")
+        }
+    }
+
     @Test("X25519: RFC 7748 §6.1")
     func x25519() throws {
         let group = X25519Group()

@@ -79,10 +79,12 @@ public final class MODPGroup: ArithmeticDHGroup {
         guard element.bytes.count == elementBytes else {
             throw .backendFailure("element of \(element.bytes.count) bytes; \(name) needs \(elementBytes)")
         }
-        // 1 < y < p − 1 (same-width big-endian bytes compare as integers), and y^q = 1: y lies
-        // in the prime-order subgroup, so no small-subgroup confinement.
+        // 1 < y < p − 1 (same-width big-endian bytes compare as integers), and y in the
+        // subgroup of prime order q: with p = 2q + 1 that subgroup is exactly the quadratic
+        // residues, which the Jacobi symbol decides without an exponentiation (y^q = 1 would
+        // cost a full one). No small-subgroup confinement.
         guard element.bytes.lexicographicallyPrecedes(primeMinusOne), one.lexicographicallyPrecedes(element.bytes),
-              elements.power(element.bytes, order) == one
+              elements.isQuadraticResidue(element.bytes)
         else { throw .backendFailure("not an element of the prime-order subgroup of \(name)") }
     }
 

@@ -11,6 +11,9 @@ protocol ModularArithmetic: AnyObject {
     func inverse(_ a: [UInt8]) -> [UInt8]?
     /// a mod m.
     func reduce(_ a: [UInt8]) -> [UInt8]
+    /// Whether a is a nonzero quadratic residue modulo the (prime) modulus: the Jacobi symbol,
+    /// microseconds where a^q costs a full exponentiation.
+    func isQuadraticResidue(_ a: [UInt8]) -> Bool
 }
 
 /// GMP backend. Integers are created per call: exponentiation dominates its cost.
@@ -83,6 +86,10 @@ final class GMPArithmetic: ModularArithmetic {
             return true
         }!
     }
+
+    func isQuadraticResidue(_ a: [UInt8]) -> Bool {
+        compute([a]) { _, values in cohort_mpz_jacobi(values[0], modulus) == 1 } != nil
+    }
 }
 
 /// OpenSSL BN backend, with one BN_CTX and one Montgomery context for the modulus.
@@ -141,5 +148,9 @@ final class OpenSSLArithmetic: ModularArithmetic {
 
     func reduce(_ a: [UInt8]) -> [UInt8] {
         compute([a]) { result, values in BN_nnmod(result, values[0], modulus, context) == 1 }!
+    }
+
+    func isQuadraticResidue(_ a: [UInt8]) -> Bool {
+        compute([a]) { _, values in BN_kronecker(values[0], modulus, context) == 1 } != nil
     }
 }
