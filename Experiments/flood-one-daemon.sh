@@ -69,7 +69,9 @@ for mode in modes:
         medians[f"{mode}/{size}"] = {k: statistics.median(float(r[k]) for r in runs)
                                      for k in ("sender_msgs_per_second", "sender_mb_per_second", "listener_msgs_per_second", "listener_mb_per_second")}
 revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip() != ""
+# The experiment's own output under Results/ does not make the build dirty.
+dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!Results"],
+                       capture_output=True, text=True).stdout.strip() != ""
 meta = {
     "experiment": "flood-one-daemon", "revision": revision + ("-dirty" if dirty else ""),
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
