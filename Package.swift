@@ -127,7 +127,7 @@ let package = Package(
         // Experiments: executables that print figures and write them to Results/.
         .executableTarget(
             name: "cohort-crypto-bench",
-            dependencies: ["CohortCrypto", "COpenSSL"],
+            dependencies: ["CohortCrypto", "CohortCore", "COpenSSL"],
             path: "Experiments/CryptoBenchmark",
             swiftSettings: strictSettings
         ),

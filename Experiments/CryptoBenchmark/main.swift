@@ -13,6 +13,7 @@
 // most) and with a full-width exponent (what GDH's factor-out produces). Written to
 // Results/crypto/dh-groups.csv.
 import COpenSSL
+import CohortCore
 import CohortCrypto
 import Foundation
 
@@ -168,21 +169,10 @@ for suiteType in CipherSuites.registered {
 
 // MARK: - Part 2: DH groups
 
-struct BenchmarkRandom: RandomNumberGenerator {
-    var state: UInt64 = 0x1234_5678
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 var dhRows = ["group,backend,exponent_bits,microseconds"]
 print("")
 print(padded("group", 12) + padded("backend", 14) + padded("exponent", 10) + "µs per exponentiation")
-var random = BenchmarkRandom()
+var random = SeededRandom(seed: 0x1234_5678)
 var groups: [(any DHGroup, String)] = []
 for bits in [1024, 2048, 3072] {
     for backend in ModularArithmeticBackend.allCases { groups.append((try MODPGroup(bits: bits, backend: backend), backend.rawValue)) }

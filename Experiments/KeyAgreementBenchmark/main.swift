@@ -35,24 +35,13 @@ struct Options {
     }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-typealias BD = BurmesterDesmedt<SplitMix>
+typealias BD = BurmesterDesmedt<SeededRandom>
 
 func memberID(_ index: Int) -> MemberID { try! MemberID(name: "m\(index)", daemon: "d\(index % 13)") }
 func viewID(_ sequence: UInt64) -> GroupViewID { GroupViewID(configuration: ConfigurationID(epoch: 1, representative: "d0"), sequence: sequence) }
 
 /// Members 0..<count with their own exponentiation counters.
-func network(count: Int, groupName: String) throws -> (KeyAgreementSimulation<BD, SplitMix>, [MemberID: CountingDHGroup]) {
+func network(count: Int, groupName: String) throws -> (KeyAgreementSimulation<BD, SeededRandom>, [MemberID: CountingDHGroup]) {
     let base = try DHGroups.make(groupName) as! any ArithmeticDHGroup
     var keys: [MemberID: SigningKey] = [:]
     var directory = MemberKeyDirectory()
@@ -68,9 +57,9 @@ func network(count: Int, groupName: String) throws -> (KeyAgreementSimulation<BD
         let counter = CountingDHGroup(base)
         counters[id] = counter
         members[id] = BD(identity: KeyAgreementIdentity(member: id, signingKey: keys[id]!, directory: directory),
-                         group: counter, random: SplitMix(state: UInt64(index) &+ 1))
+                         group: counter, random: SeededRandom(seed: UInt64(index) &+ 1))
     }
-    var simulation = KeyAgreementSimulation(members: members, random: SplitMix(state: 99), delivery: .byRound)
+    var simulation = KeyAgreementSimulation(members: members, random: SeededRandom(seed: 99), delivery: .byRound)
     simulation.costProbe = { counters[$0]!.exponentiations }
     return (simulation, counters)
 }

@@ -1,17 +1,6 @@
 @testable import CohortCore
 
-/// SplitMix64: a small deterministic generator so every randomized test replays from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+typealias SeededGenerator = SeededRandom
 
 func group(_ name: String) -> GroupName { try! GroupName(name) }
 func member(_ name: String, _ daemon: String = "d1") -> MemberID { try! MemberID(name: name, daemon: daemon) }

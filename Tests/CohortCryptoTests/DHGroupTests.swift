@@ -1,18 +1,9 @@
 import CGMP
+import CohortCore
 import Testing
 @testable import CohortCrypto
 
-/// Deterministic generator for group tests (SplitMix64).
-struct TestRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+typealias TestRandom = SeededRandom
 
 @Suite("DH groups")
 struct DHGroupTests {
@@ -44,7 +35,7 @@ struct DHGroupTests {
     func backendsAgree(bits: Int) throws {
         let gmp = try MODPGroup(bits: bits, backend: .gmp)
         let openssl = try MODPGroup(bits: bits, backend: .openssl)
-        var random = TestRandom(state: UInt64(bits))
+        var random = TestRandom(seed: UInt64(bits))
         for _ in 0..<3 {
             let a = gmp.randomExponent(using: &random)
             let b = gmp.randomExponent(using: &random)
@@ -61,7 +52,7 @@ struct DHGroupTests {
     @Test("Diffie-Hellman commutes; exponent and element inverses undo", arguments: modpBits, backends)
     func arithmetic(bits: Int, backend: ModularArithmeticBackend) throws {
         let group = try MODPGroup(bits: bits, backend: backend)
-        var random = TestRandom(state: 7)
+        var random = TestRandom(seed: 7)
         let a = group.randomExponent(using: &random)
         let b = group.randomExponent(using: &random)
         let ga = try group.power(group.generator, a)
@@ -99,7 +90,7 @@ struct DHGroupTests {
     @Test("the Jacobi-symbol subgroup check agrees with y^q = 1", arguments: backends)
     func subgroupCheck(backend: ModularArithmeticBackend) throws {
         let group = try MODPGroup(bits: 1024, backend: backend)
-        var random = TestRandom(state: 11)
+        var random = TestRandom(seed: 11)
         let one = [UInt8](repeating: 0, count: group.elementBytes - 1) + [1]
         for index in 0..<40 {
             // Half of them members of the subgroup, half arbitrary residues modulo p.
@@ -132,7 +123,7 @@ struct DHGroupTests {
     @Test("tree protocols map shared elements to exponents deterministically", arguments: DHGroups.names)
     func exponentFromElement(name: String) throws {
         let group = try DHGroups.make(name)
-        var random = TestRandom(state: 3)
+        var random = TestRandom(seed: 3)
         let element = try group.power(group.generator, group.randomExponent(using: &random))
         let exponent = try group.exponent(from: element)
         #expect(exponent == (try group.exponent(from: element)))

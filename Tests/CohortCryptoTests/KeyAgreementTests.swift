@@ -21,11 +21,11 @@ struct Fixture {
         for (index, name) in names.enumerated() {
             let id = member(name)
             members[id] = BD(identity: KeyAgreementIdentity(member: id, signingKey: keys[id]!, directory: directory),
-                             group: group, random: TestRandom(state: seed &* 1000 &+ UInt64(index)))
+                             group: group, random: TestRandom(seed: seed &* 1000 &+ UInt64(index)))
         }
         self.keys = keys
         self.directory = directory
-        simulation = KeyAgreementSimulation(members: members, random: TestRandom(state: seed), delivery: delivery)
+        simulation = KeyAgreementSimulation(members: members, random: TestRandom(seed: seed), delivery: delivery)
     }
 
     var secrets: Set<[UInt8]> { Set(simulation.established.values.map(\.secret)) }
