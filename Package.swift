@@ -20,6 +20,7 @@ let package = Package(
     products: [
         .library(name: "CohortCore", targets: ["CohortCore"]),
         .library(name: "CohortCrypto", targets: ["CohortCrypto"]),
+        .library(name: "CohortSimulation", targets: ["CohortSimulation"]),
         .library(name: "CohortSecurity", targets: ["CohortSecurity"]),
         .library(name: "CohortTransport", targets: ["CohortTransport"]),
         .library(name: "CohortDaemon", targets: ["CohortDaemon"]),
@@ -53,6 +54,10 @@ let package = Package(
             dependencies: ["CohortCore", "COpenSSL", "CGMP", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
+
+        // Drivers that run the pure cores in memory: today the key agreement simulation; the
+        // deterministic EVS simulator and the property checkers join it.
+        .target(name: "CohortSimulation", dependencies: ["CohortCore", "CohortCrypto"], swiftSettings: strictSettings),
 
         // Security strategies composed into named architectures (today: `plain`).
         .target(name: "CohortSecurity", dependencies: ["CohortCore"], swiftSettings: strictSettings),
@@ -134,13 +139,13 @@ let package = Package(
 
         .executableTarget(
             name: "cohort-key-agreement-bench",
-            dependencies: ["CohortCrypto", "CohortCore"],
+            dependencies: ["CohortCrypto", "CohortCore", "CohortSimulation"],
             path: "Experiments/KeyAgreementBenchmark",
             swiftSettings: strictSettings
         ),
 
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
-        .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CGMP"], swiftSettings: strictSettings),
+        .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CohortSimulation", "CGMP"], swiftSettings: strictSettings),
         .testTarget(
             name: "CohortEndToEndTests",
             dependencies: [

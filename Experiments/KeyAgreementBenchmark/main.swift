@@ -13,6 +13,7 @@
 // for every membership change, so its four operations cost the same for the same final size).
 import CohortCore
 import CohortCrypto
+import CohortSimulation
 import Foundation
 
 struct Options {

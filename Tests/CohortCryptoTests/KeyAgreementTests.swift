@@ -1,4 +1,5 @@
 import CohortCore
+import CohortSimulation
 import Testing
 @testable import CohortCrypto
 

@@ -89,48 +89,49 @@ final class EVPAEAD {
     }
 }
 
-/// AES-256-GCM (NIST SP 800-38D) through OpenSSL EVP: the default suite.
-public final class AES256GCM: CipherSuite {
-    public static let name = "aes-256-gcm"
-    public static let keyMaterialBytes = 32
-    public static let overheadBytesMax = EVPAEAD.tagBytes
-    private let aead: EVPAEAD
+/// A cipher suite that is one EVP AEAD: sealing and opening forward to it.
+protocol EVPAEADSuite: CipherSuite {
+    var aead: EVPAEAD { get }
+}
 
-    public init(keyMaterial: [UInt8]) throws(CryptoError) {
-        guard keyMaterial.count == Self.keyMaterialBytes else {
-            throw .invalidKeyLength(expected: Self.keyMaterialBytes, got: keyMaterial.count)
-        }
-        aead = try EVPAEAD(cipher: EVP_aes_256_gcm(), key: keyMaterial)
-    }
-
+extension EVPAEADSuite {
     public func seal(_ plaintext: UnsafeRawBufferPointer, nonce: Nonce, associatedData: UnsafeRawBufferPointer, into output: inout [UInt8]) throws(CryptoError) {
         try aead.seal(plaintext, nonce: nonce, associatedData: associatedData, into: &output)
     }
 
     public func open(_ sealed: UnsafeRawBufferPointer, nonce: Nonce, associatedData: UnsafeRawBufferPointer) throws(CryptoError) -> [UInt8] {
         try aead.open(sealed, nonce: nonce, associatedData: associatedData)
+    }
+
+    /// The AEAD `cipher` keyed with `keyMaterial`, after checking its length.
+    static func makeAEAD(cipher: OpaquePointer, keyMaterial: [UInt8]) throws(CryptoError) -> EVPAEAD {
+        guard keyMaterial.count == keyMaterialBytes else {
+            throw .invalidKeyLength(expected: keyMaterialBytes, got: keyMaterial.count)
+        }
+        return try EVPAEAD(cipher: cipher, key: keyMaterial)
+    }
+}
+
+/// AES-256-GCM (NIST SP 800-38D) through OpenSSL EVP: the default suite.
+public final class AES256GCM: CipherSuite, EVPAEADSuite {
+    public static let name = "aes-256-gcm"
+    public static let keyMaterialBytes = 32
+    public static let overheadBytesMax = EVPAEAD.tagBytes
+    let aead: EVPAEAD
+
+    public init(keyMaterial: [UInt8]) throws(CryptoError) {
+        aead = try Self.makeAEAD(cipher: EVP_aes_256_gcm(), keyMaterial: keyMaterial)
     }
 }
 
 /// ChaCha20-Poly1305 (RFC 8439) through OpenSSL EVP.
-public final class ChaCha20Poly1305: CipherSuite {
+public final class ChaCha20Poly1305: CipherSuite, EVPAEADSuite {
     public static let name = "chacha20-poly1305"
     public static let keyMaterialBytes = 32
     public static let overheadBytesMax = EVPAEAD.tagBytes
-    private let aead: EVPAEAD
+    let aead: EVPAEAD
 
     public init(keyMaterial: [UInt8]) throws(CryptoError) {
-        guard keyMaterial.count == Self.keyMaterialBytes else {
-            throw .invalidKeyLength(expected: Self.keyMaterialBytes, got: keyMaterial.count)
-        }
-        aead = try EVPAEAD(cipher: EVP_chacha20_poly1305(), key: keyMaterial)
-    }
-
-    public func seal(_ plaintext: UnsafeRawBufferPointer, nonce: Nonce, associatedData: UnsafeRawBufferPointer, into output: inout [UInt8]) throws(CryptoError) {
-        try aead.seal(plaintext, nonce: nonce, associatedData: associatedData, into: &output)
-    }
-
-    public func open(_ sealed: UnsafeRawBufferPointer, nonce: Nonce, associatedData: UnsafeRawBufferPointer) throws(CryptoError) -> [UInt8] {
-        try aead.open(sealed, nonce: nonce, associatedData: associatedData)
+        aead = try Self.makeAEAD(cipher: EVP_chacha20_poly1305(), keyMaterial: keyMaterial)
     }
 }

@@ -1,4 +1,5 @@
 public import CohortCore
+public import CohortCrypto
 
 /// Counts the exponentiations done in a group (for the key agreement figures).
 public final class CountingDHGroup: ArithmeticDHGroup {
