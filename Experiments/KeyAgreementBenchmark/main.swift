@@ -9,8 +9,9 @@
 // in total) and time on the critical path (every member handled in one thread, so CPU time;
 // includes Ed25519 signing and verification of every message). Writes a CSV and meta.json.
 //
-// Protocols: those registered in CohortCrypto (today Burmester-Desmedt, which reruns in full
-// for every membership change, so its four operations cost the same for the same final size).
+// Protocols: those registered in CohortCrypto (today Burmester-Desmedt and CKD; both rerun in
+// full for every membership change, so their four operations cost the same for the same final
+// size). BD needs a MODP group; CKD runs on X25519 too.
 import CohortCore
 import CohortCrypto
 import CohortSimulation
@@ -36,14 +37,41 @@ struct Options {
     }
 }
 
-typealias BD = BurmesterDesmedt<SeededRandom>
+/// One member of any registered protocol.
+struct Member: KeyAgreement {
+    static var name: String { "any" }
+    var base: any KeyAgreement
+    mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+        try base.start(run: run, members: members)
+    }
+    mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+        try base.receive(bytes)
+    }
+}
+
+/// Counts exponentiations of a group without products (X25519).
+final class CountingPlainGroup: DHGroup {
+    let base: any DHGroup
+    private(set) var exponentiations = 0
+    init(_ base: any DHGroup) { self.base = base }
+    var name: String { base.name }
+    var elementBytes: Int { base.elementBytes }
+    var generator: GroupElement { base.generator }
+    func power(_ element: GroupElement, _ exponent: Exponent) throws(CryptoError) -> GroupElement {
+        exponentiations += 1
+        return try base.power(element, exponent)
+    }
+    func randomExponent(using random: inout some RandomNumberGenerator) -> Exponent { base.randomExponent(using: &random) }
+    func validate(_ element: GroupElement) throws(CryptoError) { try base.validate(element) }
+    func exponent(from element: GroupElement) throws(CryptoError) -> Exponent { try base.exponent(from: element) }
+}
 
 func memberID(_ index: Int) -> MemberID { try! MemberID(name: "m\(index)", daemon: "d\(index % 13)") }
 func viewID(_ sequence: UInt64) -> GroupViewID { GroupViewID(configuration: ConfigurationID(epoch: 1, representative: "d0"), sequence: sequence) }
 
 /// Members 0..<count with their own exponentiation counters.
-func network(count: Int, groupName: String) throws -> (KeyAgreementSimulation<BD, SeededRandom>, [MemberID: CountingDHGroup]) {
-    let base = try DHGroups.make(groupName) as! any ArithmeticDHGroup
+func network(protocolName: String, count: Int, groupName: String) throws -> KeyAgreementSimulation<Member, SeededRandom> {
+    let base = try DHGroups.make(groupName)
     var keys: [MemberID: SigningKey] = [:]
     var directory = MemberKeyDirectory()
     for index in 0..<count {
@@ -51,18 +79,25 @@ func network(count: Int, groupName: String) throws -> (KeyAgreementSimulation<BD
         keys[memberID(index)] = key
         directory.set(key.publicKeyBytes, for: memberID(index))
     }
-    var members: [MemberID: BD] = [:]
-    var counters: [MemberID: CountingDHGroup] = [:]
+    var members: [MemberID: Member] = [:]
+    var counts: [MemberID: () -> Int] = [:]
     for index in 0..<count {
         let id = memberID(index)
-        let counter = CountingDHGroup(base)
-        counters[id] = counter
-        members[id] = BD(identity: KeyAgreementIdentity(member: id, signingKey: keys[id]!, directory: directory),
-                         group: counter, random: SeededRandom(seed: UInt64(index) &+ 1))
+        let identity = KeyAgreementIdentity(member: id, signingKey: keys[id]!, directory: directory)
+        let random = SeededRandom(seed: UInt64(index) &+ 1)
+        if protocolName == BurmesterDesmedt<SeededRandom>.name {
+            let counter = CountingDHGroup(base as! any ArithmeticDHGroup)
+            counts[id] = { counter.exponentiations }
+            members[id] = Member(base: BurmesterDesmedt(identity: identity, group: counter, random: random))
+        } else {
+            let counter = CountingPlainGroup(base)
+            counts[id] = { counter.exponentiations }
+            members[id] = Member(base: CentralizedKeyDistribution(identity: identity, group: counter, random: random))
+        }
     }
     var simulation = KeyAgreementSimulation(members: members, random: SeededRandom(seed: 99), delivery: .byRound)
-    simulation.costProbe = { counters[$0]!.exponentiations }
-    return (simulation, counters)
+    simulation.costProbe = { counts[$0]!() }
+    return simulation
 }
 
 let options = Options(arguments: CommandLine.arguments)
@@ -71,7 +106,8 @@ func padded(_ text: String, _ width: Int) -> String { text.padding(toLength: max
 func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
 print(padded("protocol", 9) + padded("group", 11) + padded("operation", 10) + right("size", 5) + right("rounds", 7) + right("messages", 9)
       + right("bytes", 10) + right("exp(crit)", 10) + right("exp(total)", 11) + right("crit ms", 9) + right("total ms", 10))
-for groupName in options.groups {
+for protocolName in KeyAgreements.names {
+for groupName in options.groups + (protocolName == "ckd" && !options.groups.isEmpty ? ["x25519"] : []) {
     for operation in ["join", "leave", "merge", "partition"] {
         for size in options.sizes {
             // Members before and after the change; the change is the run measured.
@@ -82,7 +118,7 @@ for groupName in options.groups {
             case "merge": (before, after) = (Array(0..<(size / 2)), Array(0..<size))  // the other half formed alike
             default: (before, after) = (Array(0..<(size * 2)), Array(0..<size))        // partition: half stay
             }
-            var (simulation, _) = try network(count: max(before.count, after.count), groupName: groupName)
+            var simulation = try network(protocolName: protocolName, count: max(before.count, after.count), groupName: groupName)
             if !before.isEmpty {
                 try simulation.start(run: viewID(1), view: before.map(memberID))
                 try simulation.runToCompletion()
@@ -90,15 +126,16 @@ for groupName in options.groups {
             try simulation.start(run: viewID(2), view: after.map(memberID))
             try simulation.runToCompletion()
             precondition(Set(simulation.established.values.map(\.secret)).count == 1 && simulation.established.count == size,
-                         "members disagree: \(groupName) \(operation) \(size)")
+                         "members disagree: \(protocolName) \(groupName) \(operation) \(size)")
             let f = simulation.figures
-            rows.append("\(BD.name),\(groupName),\(operation),\(size),\(f.rounds),\(f.messages),\(f.bytes),\(f.criticalPathExponentiations),\(f.totalExponentiations),\(String(format: "%.3f", f.criticalPathSeconds * 1000)),\(String(format: "%.3f", f.totalSeconds * 1000))")
-            print(padded(BD.name, 9) + padded(groupName, 11) + padded(operation, 10) + right("\(size)", 5) + right("\(f.rounds)", 7)
+            rows.append("\(protocolName),\(groupName),\(operation),\(size),\(f.rounds),\(f.messages),\(f.bytes),\(f.criticalPathExponentiations),\(f.totalExponentiations),\(String(format: "%.3f", f.criticalPathSeconds * 1000)),\(String(format: "%.3f", f.totalSeconds * 1000))")
+            print(padded(protocolName, 9) + padded(groupName, 11) + padded(operation, 10) + right("\(size)", 5) + right("\(f.rounds)", 7)
                   + right("\(f.messages)", 9) + right("\(f.bytes)", 10) + right("\(f.criticalPathExponentiations)", 10)
                   + right("\(f.totalExponentiations)", 11) + right(String(format: "%.2f", f.criticalPathSeconds * 1000), 9)
                   + right(String(format: "%.1f", f.totalSeconds * 1000), 10))
         }
     }
+}
 }
 try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
 try (rows.joined(separator: "\n") + "\n").write(toFile: options.output + "/key-agreement.csv", atomically: true, encoding: .utf8)

@@ -4,25 +4,43 @@ import Testing
 @testable import CohortCrypto
 
 typealias BD = BurmesterDesmedt<TestRandom>
+typealias CKD = CentralizedKeyDistribution<TestRandom>
 
-/// Members `names` running Burmester-Desmedt in `group`, with deterministic keys and randomness.
+/// Any registered protocol behind one type, so one fixture and one set of tests serve them all.
+struct AnyKeyAgreement: KeyAgreement {
+    static var name: String { "any" }
+    var base: any KeyAgreement
+    mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+        try base.start(run: run, members: members)
+    }
+    mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+        try base.receive(bytes)
+    }
+}
+
+/// Members `names` running `protocolName` in `group`, with deterministic keys and randomness.
 struct Fixture {
     let keys: [MemberID: SigningKey]
     let directory: MemberKeyDirectory
-    var simulation: KeyAgreementSimulation<BD, TestRandom>
+    var simulation: KeyAgreementSimulation<AnyKeyAgreement, TestRandom>
 
-    init(names: [String], group: any ArithmeticDHGroup, seed: UInt64, delivery: Delivery = .random) {
+    init(protocolName: String = "bd", names: [String], group: any DHGroup, seed: UInt64, delivery: Delivery = .random) {
         var keys: [MemberID: SigningKey] = [:]
         for name in names {
             keys[member(name)] = try! SigningKey(privateKeyBytes: (0..<32).map { UInt8(truncatingIfNeeded: $0 &+ name.count &* 17 &+ Int(name.utf8.first!)) })
         }
         var directory = MemberKeyDirectory()
         for (id, key) in keys { directory.set(key.publicKeyBytes, for: id) }
-        var members: [MemberID: BD] = [:]
+        var members: [MemberID: AnyKeyAgreement] = [:]
         for (index, name) in names.enumerated() {
             let id = member(name)
-            members[id] = BD(identity: KeyAgreementIdentity(member: id, signingKey: keys[id]!, directory: directory),
-                             group: group, random: TestRandom(seed: seed &* 1000 &+ UInt64(index)))
+            let identity = KeyAgreementIdentity(member: id, signingKey: keys[id]!, directory: directory)
+            let random = TestRandom(seed: seed &* 1000 &+ UInt64(index))
+            switch protocolName {
+            case BD.name: members[id] = AnyKeyAgreement(base: BD(identity: identity, group: group as! any ArithmeticDHGroup, random: random))
+            case CKD.name: members[id] = AnyKeyAgreement(base: CKD(identity: identity, group: group, random: random))
+            default: fatalError("unknown protocol \(protocolName)")
+            }
         }
         self.keys = keys
         self.directory = directory
@@ -35,41 +53,52 @@ struct Fixture {
 func member(_ name: String) -> MemberID { try! MemberID(name: name, daemon: "d1") }
 func run(_ sequence: UInt64) -> GroupViewID { GroupViewID(configuration: ConfigurationID(epoch: 1, representative: "d1"), sequence: sequence) }
 
-@Suite("Burmester-Desmedt")
-struct BurmesterDesmedtTests {
+/// Messages and rounds of one run of `protocolName` for `size` members.
+func expectedShape(_ protocolName: String, size: Int) -> (messages: Int, rounds: Int) {
+    switch (protocolName, size) {
+    case (_, 1): (0, 0)
+    case ("bd", 2): (2, 1)
+    case ("bd", _): (2 * size, 2)
+    default: (size + 1, 3)  // ckd: offer, n − 1 replies, one broadcast of the shares
+    }
+}
+
+@Suite("Key agreement protocols")
+struct KeyAgreementProtocolTests {
     /// A group per test: a group's backend contexts are not shared between threads.
     let group = try! MODPGroup(bits: 1024, backend: .openssl)
 
-    @Test("every member agrees on one secret, for group sizes 1 to 12, under random delivery", arguments: Array(1...12))
-    func agreement(size: Int) throws {
+    @Test("every member agrees on one secret, for group sizes 1 to 12, under random delivery",
+          arguments: KeyAgreements.names, Array(1...12))
+    func agreement(protocolName: String, size: Int) throws {
         let names = (0..<size).map { "m\($0)" }
-        var fixture = Fixture(names: names, group: group, seed: UInt64(size))
+        var fixture = Fixture(protocolName: protocolName, names: names, group: group, seed: UInt64(size))
         try fixture.simulation.start(run: run(1), view: names.map(member))
         try fixture.simulation.runToCompletion()
         #expect(fixture.simulation.established.count == size, "seed \(size)")
         #expect(fixture.secrets.count == 1)
         #expect(fixture.simulation.established.values.allSatisfy { $0.run == run(1) })
-        #expect(fixture.simulation.figures.messages == (size == 1 ? 0 : size == 2 ? 2 : 2 * size))
+        #expect(fixture.simulation.figures.messages == expectedShape(protocolName, size: size).messages)
     }
 
-    @Test("2n broadcasts in two synchronous rounds", arguments: [1, 2, 3, 8])
-    func rounds(size: Int) throws {
+    @Test("messages and synchronous rounds are the protocol's", arguments: KeyAgreements.names, [1, 2, 3, 8])
+    func rounds(protocolName: String, size: Int) throws {
         let names = (0..<size).map { "m\($0)" }
-        var fixture = Fixture(names: names, group: group, seed: UInt64(size), delivery: .byRound)
+        var fixture = Fixture(protocolName: protocolName, names: names, group: group, seed: UInt64(size), delivery: .byRound)
         try fixture.simulation.start(run: run(1), view: names.map(member))
         try fixture.simulation.runToCompletion()
         let figures = fixture.simulation.figures
         #expect(fixture.secrets.count == 1)
-        #expect(figures.messages == (size == 1 ? 0 : size == 2 ? 2 : 2 * size))
-        #expect(figures.rounds == (size == 1 ? 0 : size == 2 ? 1 : 2))
+        #expect(figures.messages == expectedShape(protocolName, size: size).messages)
+        #expect(figures.rounds == expectedShape(protocolName, size: size).rounds)
         #expect(figures.criticalPathSeconds > 0 || size == 1)
         #expect(figures.criticalPathSeconds <= figures.totalSeconds)
     }
 
-    @Test("a new view gets a new secret; a member that left cannot follow the new run")
-    func nextView() throws {
+    @Test("a new view gets a new secret; a member that left cannot follow the new run", arguments: KeyAgreements.names)
+    func nextView(protocolName: String) throws {
         let names = ["a", "b", "c", "d"]
-        var fixture = Fixture(names: names, group: group, seed: 42)
+        var fixture = Fixture(protocolName: protocolName, names: names, group: group, seed: 42)
         try fixture.simulation.start(run: run(1), view: names.map(member))
         try fixture.simulation.runToCompletion()
         let first = fixture.simulation.established[member("a")]!.secret
@@ -132,15 +161,17 @@ struct BurmesterDesmedtTests {
         #expect(fixture.simulation.established.count == 3)
     }
 
-    @Test("a cascaded change at any point of a run restarts cleanly on the new membership", arguments: Array(0..<12))
-    func cascade(step: Int) throws {
+    @Test("a cascaded change at any point of a run restarts cleanly on the new membership",
+          arguments: KeyAgreements.names, Array(0..<12))
+    func cascade(protocolName: String, step: Int) throws {
         let names = ["a", "b", "c", "d", "e"]
-        var fixture = Fixture(names: names, group: group, seed: UInt64(100 + step))
+        var fixture = Fixture(protocolName: protocolName, names: names, group: group, seed: UInt64(100 + step))
         try fixture.simulation.start(run: run(1), view: names.map(member))
         for _ in 0..<step { _ = try fixture.simulation.deliverOne() }
-        // The view changes before the run finished (or just after): e leaves.
+        // The view changes before the run finished (or just after): a — the oldest member, so
+        // CKD's controller — leaves.
         let leftovers = fixture.simulation.dropInFlight()
-        let second = ["a", "b", "c", "d"].map(member)
+        let second = ["b", "c", "d", "e"].map(member)
         try fixture.simulation.start(run: run(2), view: second)
         // Messages of the abandoned run still arrive: each is refused.
         for (receiver, messages) in leftovers where second.contains(receiver) {
@@ -154,13 +185,52 @@ struct BurmesterDesmedtTests {
         #expect(fixture.secrets.count == 1)
     }
 
-    @Test("works in the 2048-bit default group too")
-    func defaultGroup() throws {
+    @Test("works in the 2048-bit default group too", arguments: KeyAgreements.names)
+    func defaultGroup(protocolName: String) throws {
         let names = ["a", "b", "c", "d", "e"]
-        var fixture = Fixture(names: names, group: try MODPGroup(bits: 2048, backend: .gmp), seed: 9)
+        var fixture = Fixture(protocolName: protocolName, names: names, group: try MODPGroup(bits: 2048, backend: .gmp), seed: 9)
         try fixture.simulation.start(run: run(1), view: names.map(member))
         try fixture.simulation.runToCompletion()
         #expect(fixture.secrets.count == 1)
         #expect(fixture.simulation.established.count == 5)
+    }
+}
+
+@Suite("Centralized key distribution")
+struct CentralizedKeyDistributionTests {
+    @Test("agreement over X25519, the controller being the oldest member")
+    func x25519() throws {
+        let names = ["a", "b", "c", "d", "e", "f"]
+        var fixture = Fixture(protocolName: CKD.name, names: names, group: X25519Group(), seed: 3)
+        try fixture.simulation.start(run: run(1), view: names.map(member))
+        try fixture.simulation.runToCompletion()
+        #expect(fixture.secrets.count == 1 && fixture.simulation.established.count == 6)
+        // Only the controller broadcasts; the others send to it alone.
+        let senders = try fixture.simulation.transcript.map { try KeyAgreementMessage.verified($0, directory: fixture.directory).sender }
+        #expect(senders.filter { $0 == member("a") }.count == 2)
+    }
+
+    @Test("a forged share, an offer from a non-controller and a share message from a member are refused")
+    func adversarial() throws {
+        let group = try MODPGroup(bits: 1024, backend: .openssl)
+        let names = ["a", "b", "c"]
+        var fixture = Fixture(protocolName: CKD.name, names: names, group: group, seed: 5, delivery: .byRound)
+        try fixture.simulation.start(run: run(1), view: names.map(member))
+        var b = fixture.simulation.members[member("b")]!
+        // An offer signed by c (not the controller) is refused.
+        let fakeOffer = try KeyAgreementMessage(protocolName: CKD.name, run: run(1), sender: member("c"), sequence: 0, step: 1,
+                                                elements: [try group.power(group.generator, Exponent(bytes: [7]))]).signed(with: fixture.keys[member("c")]!)
+        #expect(throws: KeyAgreementError.self) { try b.receive(fakeOffer) }
+        // Take a's real offer, then a share message whose share for b is garbage: refused, and
+        // refused without establishing anything.
+        let offer = fixture.simulation.transcript[0]
+        _ = try b.receive(offer)
+        let forged = try KeyAgreementMessage(protocolName: CKD.name, run: run(1), sender: member("a"), sequence: 1, step: 3,
+                                             elements: [], payload: [[UInt8](repeating: 1, count: 48), [UInt8](repeating: 2, count: 48)])
+            .signed(with: fixture.keys[member("a")]!)
+        #expect(throws: KeyAgreementError.crypto(.authenticationFailed)) { try b.receive(forged) }
+        // The genuine run still completes for everyone.
+        try fixture.simulation.runToCompletion()
+        #expect(fixture.secrets.count == 1 && fixture.simulation.established.count == 3)
     }
 }

@@ -74,8 +74,8 @@ struct RunAdmission: Sendable {
 
 /// The registered key agreement protocols.
 public enum KeyAgreements {
-    /// Registered names; the others of the source (CKD, STR, GDH, TGDH) register here as they land.
-    public static let names = [BurmesterDesmedt<SystemRandomNumberGenerator>.name]
+    /// Registered names; the others of the source (STR, GDH, TGDH) register here as they land.
+    public static let names = [BurmesterDesmedt<SystemRandomNumberGenerator>.name, CentralizedKeyDistribution<SystemRandomNumberGenerator>.name]
 }
 
 extension GroupViewID {

@@ -46,8 +46,8 @@ public enum KeyAgreementError: Error, Hashable, Sendable, CustomStringConvertibl
 /// are rejected).
 ///
 /// Wire form: `str8 protocol | run (u64 epoch, str8 representative, u64 sequence) | str8 sender
-/// | u32 sequence | u8 step | u32 count, count × (u32 length, element bytes) | 64-byte Ed25519
-/// signature over everything before it`.
+/// | u32 sequence | u8 step | u32 count, count × (u32 length, element bytes) | u32 count, count ×
+/// (u32 length, payload bytes) | 64-byte Ed25519 signature over everything before it`.
 public struct KeyAgreementMessage: Hashable, Sendable {
     /// The protocol's registered name.
     public var protocolName: String
@@ -61,20 +61,26 @@ public struct KeyAgreementMessage: Hashable, Sendable {
     public var step: UInt8
     /// The group elements it carries.
     public var elements: [GroupElement]
+    /// Opaque byte strings it carries besides group elements (e.g. CKD's encrypted shares).
+    public var payload: [[UInt8]]
 
     /// Creates an unsigned message.
-    public init(protocolName: String, run: GroupViewID, sender: MemberID, sequence: UInt32, step: UInt8, elements: [GroupElement]) {
+    public init(
+        protocolName: String, run: GroupViewID, sender: MemberID, sequence: UInt32, step: UInt8, elements: [GroupElement],
+        payload: [[UInt8]] = []
+    ) {
         self.protocolName = protocolName
         self.run = run
         self.sender = sender
         self.sequence = sequence
         self.step = step
         self.elements = elements
+        self.payload = payload
     }
 
     /// The bytes the signature covers.
     func signedBytes() -> [UInt8] {
-        var writer = WireWriter(capacity: 128 + elements.reduce(0) { $0 + $1.bytes.count + 4 })
+        var writer = WireWriter(capacity: 128 + elements.reduce(0) { $0 + $1.bytes.count + 4 } + payload.reduce(0) { $0 + $1.count + 4 })
         writer.writeShortString(protocolName)
         writer.write(run.configuration.epoch)
         writer.writeShortString(run.configuration.representative)
@@ -84,6 +90,8 @@ public struct KeyAgreementMessage: Hashable, Sendable {
         writer.write(step)
         writer.write(UInt32(elements.count))
         for element in elements { writer.writeBlob(element.bytes) }
+        writer.write(UInt32(payload.count))
+        for bytes in payload { writer.writeBlob(bytes) }
         return writer.bytes
     }
 
@@ -127,10 +135,14 @@ public struct KeyAgreementMessage: Hashable, Sendable {
         guard count <= reader.remaining / 4 else { throw .truncated }
         var elements: [GroupElement] = []
         for _ in 0..<count { elements.append(GroupElement(bytes: try reader.readBlob(bytesMax: 1024))) }
+        let payloadCount = Int(try reader.readUInt32())
+        guard payloadCount <= reader.remaining / 4 else { throw .truncated }
+        var payload: [[UInt8]] = []
+        for _ in 0..<payloadCount { payload.append(try reader.readBlob(bytesMax: 1 << 16)) }
         try reader.expectEnd()
         return KeyAgreementMessage(
             protocolName: protocolName, run: GroupViewID(configuration: ConfigurationID(epoch: epoch, representative: representative), sequence: runSequence),
-            sender: sender, sequence: sequence, step: step, elements: elements)
+            sender: sender, sequence: sequence, step: step, elements: elements, payload: payload)
     }
 }
 
