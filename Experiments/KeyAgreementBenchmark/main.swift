@@ -37,18 +37,6 @@ struct Options {
     }
 }
 
-/// One member of any registered protocol.
-struct Member: KeyAgreement {
-    static var name: String { "any" }
-    var base: any KeyAgreement
-    mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
-        try base.start(run: run, members: members)
-    }
-    mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
-        try base.receive(bytes)
-    }
-}
-
 /// Counts exponentiations of a group without products (X25519).
 final class CountingPlainGroup: DHGroup {
     let base: any DHGroup
@@ -70,7 +58,7 @@ func memberID(_ index: Int) -> MemberID { try! MemberID(name: "m\(index)", daemo
 func viewID(_ sequence: UInt64) -> GroupViewID { GroupViewID(configuration: ConfigurationID(epoch: 1, representative: "d0"), sequence: sequence) }
 
 /// Members 0..<count with their own exponentiation counters.
-func network(protocolName: String, count: Int, groupName: String) throws -> KeyAgreementSimulation<Member, SeededRandom> {
+func network(protocolName: String, count: Int, groupName: String) throws -> KeyAgreementSimulation<AnyKeyAgreement, SeededRandom> {
     let base = try DHGroups.make(groupName)
     var keys: [MemberID: SigningKey] = [:]
     var directory = MemberKeyDirectory()
@@ -79,7 +67,7 @@ func network(protocolName: String, count: Int, groupName: String) throws -> KeyA
         keys[memberID(index)] = key
         directory.set(key.publicKeyBytes, for: memberID(index))
     }
-    var members: [MemberID: Member] = [:]
+    var members: [MemberID: AnyKeyAgreement] = [:]
     var counts: [MemberID: () -> Int] = [:]
     for index in 0..<count {
         let id = memberID(index)
@@ -88,11 +76,11 @@ func network(protocolName: String, count: Int, groupName: String) throws -> KeyA
         if protocolName == BurmesterDesmedt<SeededRandom>.name {
             let counter = CountingDHGroup(base as! any ArithmeticDHGroup)
             counts[id] = { counter.exponentiations }
-            members[id] = Member(base: BurmesterDesmedt(identity: identity, group: counter, random: random))
+            members[id] = AnyKeyAgreement(BurmesterDesmedt(identity: identity, group: counter, random: random))
         } else {
             let counter = CountingPlainGroup(base)
             counts[id] = { counter.exponentiations }
-            members[id] = Member(base: CentralizedKeyDistribution(identity: identity, group: counter, random: random))
+            members[id] = AnyKeyAgreement(CentralizedKeyDistribution(identity: identity, group: counter, random: random))
         }
     }
     var simulation = KeyAgreementSimulation(members: members, random: SeededRandom(seed: 99), delivery: .byRound)

@@ -1,6 +1,22 @@
 public import CohortCore
 public import CohortCrypto
 
+/// Any key agreement protocol behind one type, so that one simulation, one test fixture and one
+/// benchmark serve every registered protocol.
+public struct AnyKeyAgreement: KeyAgreement {
+    public static var name: String { "any" }
+    /// The protocol instance.
+    public var base: any KeyAgreement
+    /// Wraps `base`.
+    public init(_ base: any KeyAgreement) { self.base = base }
+    public mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+        try base.start(run: run, members: members)
+    }
+    public mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+        try base.receive(bytes)
+    }
+}
+
 /// Counts the exponentiations done in a group (for the key agreement figures).
 public final class CountingDHGroup: ArithmeticDHGroup {
     /// The group counted.

@@ -6,18 +6,6 @@ import Testing
 typealias BD = BurmesterDesmedt<TestRandom>
 typealias CKD = CentralizedKeyDistribution<TestRandom>
 
-/// Any registered protocol behind one type, so one fixture and one set of tests serve them all.
-struct AnyKeyAgreement: KeyAgreement {
-    static var name: String { "any" }
-    var base: any KeyAgreement
-    mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
-        try base.start(run: run, members: members)
-    }
-    mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
-        try base.receive(bytes)
-    }
-}
-
 /// Members `names` running `protocolName` in `group`, with deterministic keys and randomness.
 struct Fixture {
     let keys: [MemberID: SigningKey]
@@ -37,8 +25,8 @@ struct Fixture {
             let identity = KeyAgreementIdentity(member: id, signingKey: keys[id]!, directory: directory)
             let random = TestRandom(seed: seed &* 1000 &+ UInt64(index))
             switch protocolName {
-            case BD.name: members[id] = AnyKeyAgreement(base: BD(identity: identity, group: group as! any ArithmeticDHGroup, random: random))
-            case CKD.name: members[id] = AnyKeyAgreement(base: CKD(identity: identity, group: group, random: random))
+            case BD.name: members[id] = AnyKeyAgreement(BD(identity: identity, group: group as! any ArithmeticDHGroup, random: random))
+            case CKD.name: members[id] = AnyKeyAgreement(CKD(identity: identity, group: group, random: random))
             default: fatalError("unknown protocol \(protocolName)")
             }
         }
