@@ -33,7 +33,6 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
         var x: [Int: GroupElement] = [:]
         var sentX = false
         var done = false
-        var nextSequence: UInt32 = 0
     }
 
     /// A member `identity` agreeing keys in `group`, drawing its secrets from `random` (a
@@ -51,14 +50,15 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
         guard Set(members).count == members.count else { throw .unexpected("duplicate members") }
         let exponent = group.randomExponent(using: &random)
         var state = Run(admission: RunAdmission(protocolName: Self.name, run: run, members: members), members: members, index: index, secret: exponent)
-        let z = try power(group.generator, exponent)
+        let z = try group.raise(group.generator, to: exponent)
         state.z[index] = z
         current = state
         if members.count == 1 {
             current?.done = true
-            return [.established(run: run, groupSecret: try secret(from: try power(z, exponent), run: run))]
+            return [.established(run: run, groupSecret: try secret(from: try group.raise(z, to: exponent), run: run))]
         }
-        return [.broadcast(try signedMessage(step: Self.stepZ, element: z))]
+        let message = try current!.admission.sign(step: Self.stepZ, elements: [z], as: identity)
+        return [.broadcast(message)]
     }
 
     // MARK: - Messages
@@ -73,11 +73,11 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
         switch message.step {
         case Self.stepZ:
             guard state.z[sender] == nil else { throw .unexpected("second z from \(message.sender)") }
-            try validate(element)
+            try group.check(element)
             state.z[sender] = element
         case Self.stepX where state.members.count > 2:
             guard state.x[sender] == nil else { throw .unexpected("second X from \(message.sender)") }
-            try validate(element)
+            try group.check(element)
             state.x[sender] = element
         default:
             throw .unexpected("step \(message.step) from \(message.sender)")
@@ -88,11 +88,11 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
         if !state.sentX, state.z.count == n, n > 2 {
             let next = state.z[(state.index + 1) % n]!
             let previous = state.z[(state.index + n - 1) % n]!
-            let x = try power(try arithmetic { () throws(CryptoError) in try group.multiply(next, try group.inverse(previous)) }, state.secret)
+            let ratio = try protocolStep { () throws(CryptoError) in try group.multiply(next, try group.inverse(previous)) }
+            let x = try group.raise(ratio, to: state.secret)
             state.x[state.index] = x
             state.sentX = true
-            current = state
-            actions.append(.broadcast(try signedMessage(step: Self.stepX, element: x)))
+            actions.append(.broadcast(try state.admission.sign(step: Self.stepX, elements: [x], as: identity)))
         }
         if !state.done, state.z.count == n, n == 2 || state.x.count == n {
             state.done = true
@@ -109,11 +109,11 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
     private func key(_ state: Run) throws(KeyAgreementError) -> GroupElement {
         let n = state.members.count
         let previous = state.z[(state.index + n - 1) % n]!
-        var key = try power(try power(previous, state.secret), small(n))
+        var key = try group.raise(try group.raise(previous, to: state.secret), to: small(n))
         if n > 2 {
             for j in 0..<(n - 1) {
                 let x = state.x[(state.index + j) % n]!
-                key = try arithmetic { () throws(CryptoError) in try group.multiply(key, try group.power(x, small(n - 1 - j))) }
+                key = try protocolStep { () throws(CryptoError) in try group.multiply(key, try group.power(x, small(n - 1 - j))) }
             }
         }
         return key
@@ -124,29 +124,8 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
     }
 
     private func secret(from element: GroupElement, run: GroupViewID) throws(KeyAgreementError) -> [UInt8] {
-        try arithmetic { () throws(CryptoError) in
+        try protocolStep { () throws(CryptoError) in
             try HKDF.sha256(inputKeyMaterial: element.bytes, info: Array("cohort/bd/".utf8) + run.encoded, outputBytes: 32)
         }
-    }
-
-    private func power(_ base: GroupElement, _ exponent: Exponent) throws(KeyAgreementError) -> GroupElement {
-        try arithmetic { () throws(CryptoError) in try group.power(base, exponent) }
-    }
-
-    private func validate(_ element: GroupElement) throws(KeyAgreementError) {
-        try arithmetic { () throws(CryptoError) in try group.validate(element) }
-    }
-
-    private func arithmetic<T>(_ body: () throws(CryptoError) -> T) throws(KeyAgreementError) -> T {
-        do { return try body() } catch { throw .crypto(error) }
-    }
-
-    private mutating func signedMessage(step: UInt8, element: GroupElement) throws(KeyAgreementError) -> [UInt8] {
-        guard let state = current else { throw .unexpected("no run") }
-        let message = KeyAgreementMessage(
-            protocolName: Self.name, run: state.admission.run, sender: identity.member, sequence: state.nextSequence,
-            step: step, elements: [element])
-        current?.nextSequence += 1
-        return try message.signed(with: identity.signingKey)
     }
 }

@@ -33,7 +33,6 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
         var admission: RunAdmission
         let members: [MemberID]
         let secret: Exponent
-        var nextSequence: UInt32 = 0
         /// Controller: each member's reply g^rᵢ, by position in the view.
         var replies: [Int: GroupElement] = [:]
         /// Member: the pairwise key with the controller.
@@ -61,8 +60,9 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
             current?.done = true
             return [.established(run: run, groupSecret: try groupSecret(from: randomBytes(32), run: run))]
         }
-        let offer = try power(group.generator, current!.secret)
-        return [.broadcast(try signed(step: Self.stepOffer, elements: [offer]))]
+        let offer = try group.raise(group.generator, to: current!.secret)
+        let message = try current!.admission.sign(step: Self.stepOffer, elements: [offer], as: identity)
+        return [.broadcast(message)]
     }
 
     public mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
@@ -75,31 +75,35 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
                 throw .unexpected("offer from \(message.sender)")
             }
             let offer = message.elements[0]
-            try validate(offer)
-            let pairwise = try power(offer, state.secret)
+            try group.check(offer)
+            let pairwise = try group.raise(offer, to: state.secret)
             state.pairwiseKey = try pairwiseKey(pairwise, run: state.admission.run)
-            let reply = try power(group.generator, state.secret)
+            let reply = try group.raise(group.generator, to: state.secret)
+            let signedReply = try state.admission.sign(step: Self.stepReply, elements: [reply], as: identity)
             current = state
-            let signedReply = try signed(step: Self.stepReply, elements: [reply])
             return [.send(signedReply, to: state.controller)]
 
         case (Self.stepReply, true):
             guard message.elements.count == 1, let index = state.members.firstIndex(of: message.sender),
                   state.replies[index] == nil else { throw .unexpected("reply from \(message.sender)") }
-            try validate(message.elements[0])
+            try group.check(message.elements[0])
             state.replies[index] = message.elements[0]
-            current = state
-            guard state.replies.count == state.members.count - 1 else { return [] }
+            guard state.replies.count == state.members.count - 1 else {
+                current = state
+                return []
+            }
             // Every member replied: seal a fresh secret for each.
             let secret = randomBytes(32)
             var shares: [[UInt8]] = []
             for index in 1..<state.members.count {
-                let key = try pairwiseKey(try power(state.replies[index]!, state.secret), run: state.admission.run)
+                let key = try pairwiseKey(try group.raise(state.replies[index]!, to: state.secret), run: state.admission.run)
                 shares.append(try seal(secret, key: key, index: index, member: state.members[index], run: state.admission.run))
             }
-            current?.done = true
-            return [.broadcast(try signed(step: Self.stepShares, elements: [], payload: shares)),
-                    .established(run: state.admission.run, groupSecret: try groupSecret(from: secret, run: state.admission.run))]
+            let signedShares = try state.admission.sign(step: Self.stepShares, elements: [], payload: shares, as: identity)
+            let established = try groupSecret(from: secret, run: state.admission.run)
+            state.done = true
+            current = state
+            return [.broadcast(signedShares), .established(run: state.admission.run, groupSecret: established)]
 
         case (Self.stepShares, false):
             guard message.sender == state.controller, let key = state.pairwiseKey, !state.done,
@@ -119,7 +123,7 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
     // MARK: - Helpers
 
     private func pairwiseKey(_ element: GroupElement, run: GroupViewID) throws(KeyAgreementError) -> [UInt8] {
-        try crypto { () throws(CryptoError) in
+        try protocolStep { () throws(CryptoError) in
             try HKDF.keyMaterial(for: AES256GCM.self, secret: element.bytes, context: Array("ckd-pairwise/".utf8) + run.encoded)
         }
     }
@@ -130,7 +134,7 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
 
     private func seal(_ secret: [UInt8], key: [UInt8], index: Int, member: MemberID, run: GroupViewID) throws(KeyAgreementError) -> [UInt8] {
         let ad = associatedData(member: member, run: run)
-        return try crypto { () throws(CryptoError) in
+        return try protocolStep { () throws(CryptoError) in
             let suite = try AES256GCM(keyMaterial: key)
             var output: [UInt8] = []
             try withBytes(secret) { (plaintext) throws(CryptoError) in
@@ -144,7 +148,7 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
 
     private func open(_ share: [UInt8], key: [UInt8], index: Int, member: MemberID, run: GroupViewID) throws(KeyAgreementError) -> [UInt8] {
         let ad = associatedData(member: member, run: run)
-        return try crypto { () throws(CryptoError) in
+        return try protocolStep { () throws(CryptoError) in
             let suite = try AES256GCM(keyMaterial: key)
             return try withBytes(share) { (share) throws(CryptoError) in
                 try withBytes(ad) { (ad) throws(CryptoError) in
@@ -155,7 +159,7 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
     }
 
     private func groupSecret(from secret: [UInt8], run: GroupViewID) throws(KeyAgreementError) -> [UInt8] {
-        try crypto { () throws(CryptoError) in
+        try protocolStep { () throws(CryptoError) in
             try HKDF.sha256(inputKeyMaterial: secret, info: Array("cohort/ckd/".utf8) + run.encoded, outputBytes: 32)
         }
     }
@@ -164,24 +168,7 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
         (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
     }
 
-    private func power(_ base: GroupElement, _ exponent: Exponent) throws(KeyAgreementError) -> GroupElement {
-        try crypto { () throws(CryptoError) in try group.power(base, exponent) }
-    }
 
-    private func validate(_ element: GroupElement) throws(KeyAgreementError) {
-        try crypto { () throws(CryptoError) in try group.validate(element) }
-    }
 
-    private func crypto<T>(_ body: () throws(CryptoError) -> T) throws(KeyAgreementError) -> T {
-        do { return try body() } catch { throw .crypto(error) }
-    }
 
-    private mutating func signed(step: UInt8, elements: [GroupElement], payload: [[UInt8]] = []) throws(KeyAgreementError) -> [UInt8] {
-        guard let state = current else { throw .unexpected("no run") }
-        let message = KeyAgreementMessage(
-            protocolName: Self.name, run: state.admission.run, sender: identity.member, sequence: state.nextSequence,
-            step: step, elements: elements, payload: payload)
-        current?.nextSequence += 1
-        return try message.signed(with: identity.signingKey)
-    }
 }

@@ -44,13 +44,16 @@ public struct KeyAgreementIdentity: Sendable {
     }
 }
 
-/// The checks every protocol makes before looking at a message: signature, protocol, run,
-/// membership and per-sender sequence. ``admit(_:)`` has no effect on failure.
+/// One run's message bookkeeping, shared by every protocol: the checks made before a protocol
+/// looks at a message (signature, protocol, run, membership, per-sender sequence; ``admit(_:directory:)``
+/// has no effect on failure), and the signing of outgoing messages with this member's next
+/// sequence number.
 struct RunAdmission: Sendable {
     let protocolName: String
     let run: GroupViewID
     let members: Set<MemberID>
     private var nextSequence: [MemberID: UInt32] = [:]
+    private var nextOwnSequence: UInt32 = 0
 
     init(protocolName: String, run: GroupViewID, members: [MemberID]) {
         self.protocolName = protocolName
@@ -69,6 +72,32 @@ struct RunAdmission: Sendable {
         guard message.sequence == expected else { throw .outOfOrder(sender: message.sender, expected: expected, got: message.sequence) }
         nextSequence[message.sender] = expected + 1
         return message
+    }
+
+    /// A message of this run from `identity`, signed, with the next sequence number.
+    mutating func sign(step: UInt8, elements: [GroupElement], payload: [[UInt8]] = [], as identity: KeyAgreementIdentity) throws(KeyAgreementError) -> [UInt8] {
+        let message = KeyAgreementMessage(
+            protocolName: protocolName, run: run, sender: identity.member, sequence: nextOwnSequence,
+            step: step, elements: elements, payload: payload)
+        nextOwnSequence += 1
+        return try message.signed(with: identity.signingKey)
+    }
+}
+
+/// A crypto kit operation inside a protocol: its ``CryptoError`` becomes a ``KeyAgreementError``.
+func protocolStep<T>(_ body: () throws(CryptoError) -> T) throws(KeyAgreementError) -> T {
+    do { return try body() } catch { throw .crypto(error) }
+}
+
+extension DHGroup {
+    /// `base` raised to `exponent`, failing as a key agreement error.
+    func raise(_ base: GroupElement, to exponent: Exponent) throws(KeyAgreementError) -> GroupElement {
+        try protocolStep { () throws(CryptoError) in try power(base, exponent) }
+    }
+
+    /// Validates a peer's element, failing as a key agreement error.
+    func check(_ element: GroupElement) throws(KeyAgreementError) {
+        try protocolStep { () throws(CryptoError) in try validate(element) }
     }
 }
 

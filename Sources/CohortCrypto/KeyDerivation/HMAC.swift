@@ -23,29 +23,31 @@ public final class HMACSHA256 {
 
     /// The code of the concatenation of `parts`.
     public func code(parts: [[UInt8]]) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Self.codeBytes)
-        // Reinitialise with the key already set: no key schedule per code.
-        guard EVP_MAC_init(context, nil, 0, nil) == 1 else {
-            preconditionFailure("HMAC reinit failed: \(OpenSSL.lastError("EVP_MAC_init"))")
-        }
+        reinitialise()
         for part in parts where !part.isEmpty {
             _ = part.withUnsafeBufferPointer { EVP_MAC_update(context, $0.baseAddress, $0.count) }
         }
-        var length = 0
-        let ok = output.withUnsafeMutableBufferPointer { EVP_MAC_final(context, $0.baseAddress, &length, Self.codeBytes) }
-        precondition(ok == 1 && length == Self.codeBytes, "HMAC final failed")
-        return output
+        return finish()
     }
 
     /// The code of the concatenation of raw `parts` (no copies).
     func code(raw parts: [UnsafeRawBufferPointer]) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Self.codeBytes)
-        guard EVP_MAC_init(context, nil, 0, nil) == 1 else {
-            preconditionFailure("HMAC reinit failed: \(OpenSSL.lastError("EVP_MAC_init"))")
-        }
+        reinitialise()
         for part in parts where part.count > 0 {
             _ = EVP_MAC_update(context, part.bindMemory(to: UInt8.self).baseAddress, part.count)
         }
+        return finish()
+    }
+
+    /// Starts a new code with the key already set: no key schedule per code.
+    private func reinitialise() {
+        guard EVP_MAC_init(context, nil, 0, nil) == 1 else {
+            preconditionFailure("HMAC reinit failed: \(OpenSSL.lastError("EVP_MAC_init"))")
+        }
+    }
+
+    private func finish() -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Self.codeBytes)
         var length = 0
         let ok = output.withUnsafeMutableBufferPointer { EVP_MAC_final(context, $0.baseAddress, &length, Self.codeBytes) }
         precondition(ok == 1 && length == Self.codeBytes, "HMAC final failed")
