@@ -9,40 +9,88 @@ public struct AnyKeyAgreement: KeyAgreement {
     public var base: any KeyAgreement
     /// Wraps `base`.
     public init(_ base: any KeyAgreement) { self.base = base }
-    public mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
-        try base.start(run: run, members: members)
+    public mutating func start(run: GroupViewID, members: [MemberID], continuing: Set<MemberID>) throws(KeyAgreementError) -> [KeyAgreementAction] {
+        try base.start(run: run, members: members, continuing: continuing)
     }
     public mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
         try base.receive(bytes)
     }
 }
 
-/// Counts the exponentiations done in a group (for the key agreement figures).
-public final class CountingDHGroup: ArithmeticDHGroup {
+/// Counts the exponentiations done in a group (for the key agreement figures). Small
+/// exponents (BD's Xⱼ^(n−1−j)) cost a few multiplications, not an exponentiation, and are not
+/// counted.
+public class CountingDHGroup: DHGroup {
     /// The group counted.
-    public let base: any ArithmeticDHGroup
+    public let base: any DHGroup
     /// Exponentiations so far.
     public private(set) var exponentiations = 0
 
     /// Counts in `base`.
-    public init(_ base: any ArithmeticDHGroup) { self.base = base }
+    public init(_ base: any DHGroup) { self.base = base }
 
     public var name: String { base.name }
     public var elementBytes: Int { base.elementBytes }
     public var generator: GroupElement { base.generator }
-
     public func power(_ element: GroupElement, _ exponent: Exponent) throws(CryptoError) -> GroupElement {
-        // Small exponents (BD's Xⱼ^(n−1−j)) cost a few multiplications, not an exponentiation.
         if exponent.bytes.count > 8 { exponentiations += 1 }
         return try base.power(element, exponent)
     }
     public func randomExponent(using random: inout some RandomNumberGenerator) -> Exponent { base.randomExponent(using: &random) }
     public func validate(_ element: GroupElement) throws(CryptoError) { try base.validate(element) }
     public func exponent(from element: GroupElement) throws(CryptoError) -> Exponent { try base.exponent(from: element) }
-    public func multiply(_ a: GroupElement, _ b: GroupElement) throws(CryptoError) -> GroupElement { try base.multiply(a, b) }
-    public func inverse(_ a: GroupElement) throws(CryptoError) -> GroupElement { try base.inverse(a) }
-    public func multiplyExponents(_ a: Exponent, _ b: Exponent) throws(CryptoError) -> Exponent { try base.multiplyExponents(a, b) }
-    public func invertExponent(_ a: Exponent) throws(CryptoError) -> Exponent { try base.invertExponent(a) }
+}
+
+/// ``CountingDHGroup`` for a group with the whole arithmetic (the MODP groups).
+public final class CountingArithmeticDHGroup: CountingDHGroup, ArithmeticDHGroup {
+    private let arithmetic: any ArithmeticDHGroup
+
+    /// Counts in `base`.
+    public init(_ base: any ArithmeticDHGroup) {
+        arithmetic = base
+        super.init(base)
+    }
+
+    public func multiply(_ a: GroupElement, _ b: GroupElement) throws(CryptoError) -> GroupElement { try arithmetic.multiply(a, b) }
+    public func inverse(_ a: GroupElement) throws(CryptoError) -> GroupElement { try arithmetic.inverse(a) }
+    public func multiplyExponents(_ a: Exponent, _ b: Exponent) throws(CryptoError) -> Exponent { try arithmetic.multiplyExponents(a, b) }
+    public func invertExponent(_ a: Exponent) throws(CryptoError) -> Exponent { try arithmetic.invertExponent(a) }
+}
+
+/// `group` with an exponentiation counter, keeping its arithmetic if it has it.
+public func countingExponentiations(of group: any DHGroup) -> CountingDHGroup {
+    if let arithmetic = group as? any ArithmeticDHGroup { return CountingArithmeticDHGroup(arithmetic) }
+    return CountingDHGroup(group)
+}
+
+/// A membership change the key agreement tests and benchmark exercise, on members numbered
+/// from 0.
+public enum MembershipChange: String, CaseIterable, Sendable {
+    case join, leave, merge, partition, refresh
+
+    /// The groups formed before the change (each agreeing its own key first) and the view
+    /// after it, for a final group of `size` members.
+    public func views(size: Int) -> (before: [[Int]], after: [Int]) {
+        let all = Array(0..<size)
+        switch self {
+        case .join:
+            return (size > 1 ? [Array(0..<(size - 1))] : [], all)
+        case .leave:
+            // A member in the middle leaves.
+            return ([Array(0...size)], Array(0...size).filter { $0 != size / 2 })
+        case .merge:
+            let half = (size + 1) / 2
+            return (size > 1 ? [Array(0..<half), Array(half..<size)] : [], all)
+        case .partition:
+            // A third of the group, spread through it, leaves at once.
+            let leaving = max(1, size / 2)
+            let total = size + leaving
+            let gone = Set((0..<leaving).map { $0 * total / leaving + 1 })
+            return ([Array(0..<total)], Array(0..<total).filter { !gone.contains($0) })
+        case .refresh:
+            return ([all], all)
+        }
+    }
 }
 
 /// An in-memory network of key agreement members: the driver of the tests and of the key
@@ -95,11 +143,31 @@ public struct KeyAgreementSimulation<Member: KeyAgreement, Random: RandomNumberG
     public var costProbe: ((MemberID) -> Int)?
 
     private struct Envelope {
+        let id: Int
         let bytes: [UInt8]
         let sentAt: Double
         let sentAtCost: Int
         let depth: Int
+        /// A broadcast delivered back to its sender: local, so no round and no wait.
+        let isOwn: Bool
     }
+
+    /// Every message of the current run, in sending order, with who must get it.
+    public private(set) var sent: [SentMessage] = []
+
+    /// A message and its receivers.
+    public struct SentMessage: Sendable {
+        /// The sender.
+        public var sender: MemberID
+        /// The signed bytes.
+        public var bytes: [UInt8]
+        /// Who it goes to (the sender too, for a broadcast).
+        public var receivers: [MemberID]
+    }
+    /// Who got each message of ``sent`` so far.
+    private var deliveredTo: [Int: Set<MemberID>] = [:]
+    /// Each member's previous view: VS's transitional set is what of it moves along.
+    private var lastView: [MemberID: Set<MemberID>] = [:]
 
     /// A FIFO channel from one member to another.
     private struct Channel: Hashable {
@@ -127,7 +195,9 @@ public struct KeyAgreementSimulation<Member: KeyAgreement, Random: RandomNumberG
         self.delivery = delivery
     }
 
-    /// Starts a run for `view` at every member of it (a membership change).
+    /// Starts a run for `view` at every member of it (a membership change). Each member's
+    /// transitional set is what of its previous view is in `view`. Messages still in flight are
+    /// dropped: call ``flushViewChange(survivors:)`` first for VS's delivery guarantee.
     public mutating func start(run: GroupViewID, view: [MemberID]) throws(KeyAgreementError) {
         self.view = view
         established = [:]
@@ -139,9 +209,18 @@ public struct KeyAgreementSimulation<Member: KeyAgreement, Random: RandomNumberG
         readyAt = [:]
         readyAtCost = [:]
         depthOf = [:]
+        sent = []
+        deliveredTo = [:]
+        let viewSet = Set(view)
+        // Members outside the view are separated from it: their next transitional set excludes it.
+        for (member, previous) in lastView where !viewSet.contains(member) { lastView[member] = previous.subtracting(viewSet) }
         for member in view {
+            let continuing = (lastView[member] ?? [member]).intersection(viewSet).union([member])
+            lastView[member] = viewSet
             let before = costProbe?(member) ?? 0
-            let (actions, seconds) = try timed { () throws(KeyAgreementError) in try members[member]!.start(run: run, members: view) }
+            let (actions, seconds) = try timed { () throws(KeyAgreementError) in
+                try members[member]!.start(run: run, members: view, continuing: continuing)
+            }
             let cost = (costProbe?(member) ?? 0) - before
             readyAt[member] = seconds
             readyAtCost[member] = cost
@@ -177,12 +256,13 @@ public struct KeyAgreementSimulation<Member: KeyAgreement, Random: RandomNumberG
             readyCount += 1
         }
         let receiver = channel.receiver
+        deliveredTo[envelope.id, default: []].insert(receiver)
         let before = costProbe?(receiver) ?? 0
         let (actions, seconds) = try timed { () throws(KeyAgreementError) in try members[receiver]!.receive(envelope.bytes) }
         let cost = (costProbe?(receiver) ?? 0) - before
         readyAt[receiver] = max(readyAt[receiver] ?? 0, envelope.sentAt) + seconds
         readyAtCost[receiver] = max(readyAtCost[receiver] ?? 0, envelope.sentAtCost) + cost
-        depthOf[receiver] = max(depthOf[receiver] ?? 0, envelope.depth)
+        if !envelope.isOwn { depthOf[receiver] = max(depthOf[receiver] ?? 0, envelope.depth) }
         figures.totalSeconds += seconds
         figures.totalExponentiations += cost
         perform(actions, from: receiver)
@@ -194,10 +274,33 @@ public struct KeyAgreementSimulation<Member: KeyAgreement, Random: RandomNumberG
         while try deliverOne() {}
     }
 
-    /// Drops every message in flight (a view change overtook them) and returns them.
-    public mutating func dropInFlight() -> [MemberID: [[UInt8]]] {
+    /// The end of a view under Virtual Synchrony, before the next ``start(run:view:)``: the
+    /// members that move on together (`survivors`) get the same messages of the ending run.
+    /// Per sender, a message one survivor already has goes to every survivor (failure
+    /// atomicity), and so does, from a surviving sender, a random further prefix of what it
+    /// sent (the rest was cut off by the view change — even for its sender); a departing
+    /// sender's other messages are lost. Whatever the deliveries make members send is cut off
+    /// too. Returns the messages dropped, by receiver.
+    public mutating func flushViewChange(survivors: Set<MemberID>) throws(KeyAgreementError) -> [MemberID: [[UInt8]]] {
         var dropped: [MemberID: [[UInt8]]] = [:]
-        for (channel, queue) in inFlight { dropped[channel.receiver, default: []] += queue.map(\.bytes) }
+        var bySender: [MemberID: [Int]] = [:]
+        for (id, message) in sent.enumerated() { bySender[message.sender, default: []].append(id) }
+        for sender in view {
+            let ids = bySender[sender] ?? []
+            guard !ids.isEmpty else { continue }
+            let seen = ids.lastIndex { !(deliveredTo[$0] ?? []).isDisjoint(with: survivors) } ?? -1
+            let cut = survivors.contains(sender) ? Int.random(in: seen...(ids.count - 1), using: &random) : seen
+            for (position, id) in ids.enumerated() {
+                for receiver in sent[id].receivers where survivors.contains(receiver) && !(deliveredTo[id] ?? []).contains(receiver) {
+                    if position <= cut {
+                        deliveredTo[id, default: []].insert(receiver)
+                        _ = try members[receiver]!.receive(sent[id].bytes)
+                    } else {
+                        dropped[receiver, default: []].append(sent[id].bytes)
+                    }
+                }
+            }
+        }
         inFlight = [:]
         ready = [:]
         readyCount = 0
@@ -220,14 +323,16 @@ public struct KeyAgreementSimulation<Member: KeyAgreement, Random: RandomNumberG
         for action in actions {
             switch action {
             case .broadcast(let bytes):
-                record(bytes)
-                for receiver in view where receiver != sender {
-                    enqueue(Envelope(bytes: bytes, sentAt: sentAt, sentAtCost: sentAtCost, depth: depth), from: sender, to: receiver)
+                let id = record(bytes, from: sender, to: view)
+                for receiver in view {
+                    let isOwn = receiver == sender
+                    enqueue(Envelope(id: id, bytes: bytes, sentAt: sentAt, sentAtCost: sentAtCost, depth: isOwn ? depth - 1 : depth, isOwn: isOwn),
+                            from: sender, to: receiver)
                 }
                 figures.rounds = max(figures.rounds, depth)
             case .send(let bytes, let receiver):
-                record(bytes)
-                enqueue(Envelope(bytes: bytes, sentAt: sentAt, sentAtCost: sentAtCost, depth: depth), from: sender, to: receiver)
+                let id = record(bytes, from: sender, to: [receiver])
+                enqueue(Envelope(id: id, bytes: bytes, sentAt: sentAt, sentAtCost: sentAtCost, depth: depth, isOwn: false), from: sender, to: receiver)
                 figures.rounds = max(figures.rounds, depth)
             case .established(let run, let secret):
                 established[sender] = (run, secret)
@@ -237,10 +342,12 @@ public struct KeyAgreementSimulation<Member: KeyAgreement, Random: RandomNumberG
         }
     }
 
-    private mutating func record(_ bytes: [UInt8]) {
+    private mutating func record(_ bytes: [UInt8], from sender: MemberID, to receivers: [MemberID]) -> Int {
         transcript.append(bytes)
         figures.messages += 1
         figures.bytes += bytes.count
+        sent.append(SentMessage(sender: sender, bytes: bytes, receivers: receivers))
+        return sent.count - 1
     }
 
     private func timed<T>(_ body: () throws(KeyAgreementError) -> T) throws(KeyAgreementError) -> (T, Double) {

@@ -87,6 +87,25 @@ struct DHGroupTests {
         try group.validate(group.generator)
     }
 
+    @Test("X25519 validation refuses exactly the points every scalar sends to zero")
+    func x25519SmallOrder() throws {
+        let group = X25519Group()
+        var random = TestRandom(seed: 12)
+        for point in X25519Group.smallOrder {
+            // Each is of small order: X25519 of it is zero, which power refuses.
+            #expect(throws: CryptoError.self) { try group.power(GroupElement(bytes: point), group.randomExponent(using: &random)) }
+            #expect(throws: CryptoError.self) { try group.validate(GroupElement(bytes: point)) }
+            var highBit = point
+            highBit[31] |= 0x80
+            #expect(throws: CryptoError.self) { try group.validate(GroupElement(bytes: highBit)) }
+        }
+        for _ in 0..<20 {
+            let element = try group.power(group.generator, group.randomExponent(using: &random))
+            try group.validate(element)
+        }
+        #expect(throws: CryptoError.self) { try group.validate(GroupElement(bytes: [9])) }
+    }
+
     @Test("the Jacobi-symbol subgroup check agrees with y^q = 1", arguments: backends)
     func subgroupCheck(backend: ModularArithmeticBackend) throws {
         let group = try MODPGroup(bits: 1024, backend: backend)

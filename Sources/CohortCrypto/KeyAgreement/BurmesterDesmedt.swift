@@ -45,7 +45,7 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
 
     // MARK: - Start
 
-    public mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+    public mutating func start(run: GroupViewID, members: [MemberID], continuing: Set<MemberID>) throws(KeyAgreementError) -> [KeyAgreementAction] {
         guard let index = members.firstIndex(of: identity.member) else { throw .notAMember(identity.member) }
         guard Set(members).count == members.count else { throw .unexpected("duplicate members") }
         let exponent = group.randomExponent(using: &random)
@@ -67,6 +67,10 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
         guard var state = current else { throw .unexpected("no run started") }
         // 1. Everything that can be refused is checked on a copy: a refused message changes nothing.
         let message = try state.admission.admit(bytes, directory: identity.directory)
+        if message.sender == identity.member {  // a broadcast of its own, delivered back: nothing to do
+            current = state
+            return []
+        }
         guard message.elements.count == 1 else { throw .malformed("expected one element, got \(message.elements.count)") }
         let sender = state.members.firstIndex(of: message.sender)!
         let element = message.elements[0]

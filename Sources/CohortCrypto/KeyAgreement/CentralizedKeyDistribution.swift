@@ -50,7 +50,7 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
         self.random = random
     }
 
-    public mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction] {
+    public mutating func start(run: GroupViewID, members: [MemberID], continuing: Set<MemberID>) throws(KeyAgreementError) -> [KeyAgreementAction] {
         guard members.contains(identity.member) else { throw .notAMember(identity.member) }
         guard Set(members).count == members.count else { throw .unexpected("duplicate members") }
         current = Run(admission: RunAdmission(protocolName: Self.name, run: run, members: members), members: members,
@@ -68,6 +68,10 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
     public mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
         guard var state = current else { throw .unexpected("no run started") }
         let message = try state.admission.admit(bytes, directory: identity.directory)
+        if message.sender == identity.member {  // a broadcast of its own, delivered back: nothing to do
+            current = state
+            return []
+        }
         let isController = state.controller == identity.member
         switch (message.step, isController) {
         case (Self.stepOffer, false):

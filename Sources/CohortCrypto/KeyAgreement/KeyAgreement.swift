@@ -2,7 +2,10 @@ public import CohortCore
 
 /// What a key agreement asks its driver to do.
 public enum KeyAgreementAction: Hashable, Sendable {
-    /// Send these signed bytes to every member of the run, in the group's FIFO order.
+    /// Send these signed bytes to every member of the run, the sender included, in the group's
+    /// FIFO order (a group communication system delivers a member's own messages back to it;
+    /// the tree protocols commit their public state only on delivery, so a message that a view
+    /// change cut off is forgotten by its sender too).
     case broadcast([UInt8])
     /// Send these signed bytes to one member.
     case send([UInt8], to: MemberID)
@@ -17,12 +20,17 @@ public enum KeyAgreementAction: Hashable, Sendable {
 /// message of the run, in FIFO order per sender. Starting a run abandons the one in progress:
 /// a cascaded membership change restarts cleanly on the new membership, and messages of the
 /// abandoned run are refused as ``KeyAgreementError/wrongRun(expected:got:)``.
+///
+/// The driver is a Virtual Synchrony layer (DESIGN.md §1): the members that move together from
+/// one view to the next have delivered the same messages in the first. The protocols that keep
+/// state across views (TGDH, STR) rely on it; the others start afresh in every run.
 public protocol KeyAgreement {
     /// The registered name.
     static var name: String { get }
     /// Starts the agreement for `run` among `members` (the new view's members, in the order
-    /// every member sees).
-    mutating func start(run: GroupViewID, members: [MemberID]) throws(KeyAgreementError) -> [KeyAgreementAction]
+    /// every member sees); `continuing` are the members of the new view that come with this one
+    /// from its previous view (VS's transitional set, this member included).
+    mutating func start(run: GroupViewID, members: [MemberID], continuing: Set<MemberID>) throws(KeyAgreementError) -> [KeyAgreementAction]
     /// Handles one received, signed message. A refused message changes nothing.
     mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction]
 }
@@ -45,7 +53,8 @@ public struct KeyAgreementIdentity: Sendable {
 }
 
 /// One run's message bookkeeping, shared by every protocol: the checks made before a protocol
-/// looks at a message (signature, protocol, run, membership, per-sender sequence; ``admit(_:directory:)``
+/// looks at a message (signature, protocol, run, membership, a per-sender sequence that only
+/// increases, so replayed and reordered messages are refused; ``admit(_:directory:)``
 /// has no effect on failure), and the signing of outgoing messages with this member's next
 /// sequence number.
 struct RunAdmission: Sendable {
@@ -54,6 +63,9 @@ struct RunAdmission: Sendable {
     let members: Set<MemberID>
     private var nextSequence: [MemberID: UInt32] = [:]
     private var nextOwnSequence: UInt32 = 0
+    /// This member's own messages not yet delivered back: recognised by their bytes, so their
+    /// signatures need no second check.
+    private var ownUndelivered: Set<[UInt8]> = []
 
     init(protocolName: String, run: GroupViewID, members: [MemberID]) {
         self.protocolName = protocolName
@@ -61,16 +73,24 @@ struct RunAdmission: Sendable {
         self.members = Set(members)
     }
 
-    /// Verifies and admits a message of this run.
+    /// Verifies and admits a message of this run (this member's own included: broadcasts come
+    /// back to their sender).
     mutating func admit(_ bytes: [UInt8], directory: MemberKeyDirectory) throws(KeyAgreementError) -> KeyAgreementMessage {
-        let message = try KeyAgreementMessage.verified(bytes, directory: directory)
+        // The cheap checks first, the signature last (it costs the most).
+        let isOwn = ownUndelivered.contains(bytes)
+        let (message, body, signature) = try KeyAgreementMessage.decodedUnverified(bytes)
         guard message.protocolName == protocolName else { throw .wrongProtocol(expected: protocolName, got: message.protocolName) }
         guard message.run == run else { throw .wrongRun(expected: run, got: message.run) }
         guard members.contains(message.sender) else { throw .notAMember(message.sender) }
         let expected = nextSequence[message.sender, default: 0]
+        // Strictly increasing per sender; gaps are the sender's unicasts to other members.
         guard message.sequence >= expected else { throw .replayed(sender: message.sender, sequence: message.sequence) }
-        guard message.sequence == expected else { throw .outOfOrder(sender: message.sender, expected: expected, got: message.sequence) }
-        nextSequence[message.sender] = expected + 1
+        if !isOwn {
+            guard let key = directory.publicKey(of: message.sender) else { throw .unknownSender(message.sender) }
+            guard SigningKey.isValid(signature: signature, for: body, publicKey: key) else { throw .badSignature(sender: message.sender) }
+        }
+        nextSequence[message.sender] = message.sequence + 1
+        if isOwn { ownUndelivered.remove(bytes) }
         return message
     }
 
@@ -80,7 +100,9 @@ struct RunAdmission: Sendable {
             protocolName: protocolName, run: run, sender: identity.member, sequence: nextOwnSequence,
             step: step, elements: elements, payload: payload)
         nextOwnSequence += 1
-        return try message.signed(with: identity.signingKey)
+        let bytes = try message.signed(with: identity.signingKey)
+        ownUndelivered.insert(bytes)
+        return bytes
     }
 }
 
@@ -103,8 +125,32 @@ extension DHGroup {
 
 /// The registered key agreement protocols.
 public enum KeyAgreements {
-    /// Registered names; the others of the source (STR, GDH, TGDH) register here as they land.
-    public static let names = [BurmesterDesmedt<SystemRandomNumberGenerator>.name, CentralizedKeyDistribution<SystemRandomNumberGenerator>.name]
+    /// Registered names.
+    public static let names = ["ckd", "bd", "str", "gdh", "tgdh"]
+
+    /// Whether the protocol named `name` needs an ``ArithmeticDHGroup`` (a MODP group) rather
+    /// than only exponentiation.
+    public static func needsArithmetic(_ name: String) -> Bool { name == "bd" || name == "gdh" }
+
+    /// A member `identity` running the protocol named `name` in `group`, drawing its secrets
+    /// from `random` (a cryptographic generator outside tests).
+    public static func make<Random: RandomNumberGenerator>(
+        _ name: String, identity: KeyAgreementIdentity, group: any DHGroup, random: Random
+    ) throws(KeyAgreementError) -> any KeyAgreement {
+        if needsArithmetic(name) {
+            guard let arithmetic = group as? any ArithmeticDHGroup else {
+                throw .unexpected("\(name) needs a MODP group; \(group.name) only exponentiates")
+            }
+            if name == "bd" { return BurmesterDesmedt(identity: identity, group: arithmetic, random: random) }
+            return GroupDiffieHellman(identity: identity, group: arithmetic, random: random)
+        }
+        switch name {
+        case "ckd": return CentralizedKeyDistribution(identity: identity, group: group, random: random)
+        case "str": return SkinnyTreeDiffieHellman(identity: identity, group: group, random: random)
+        case "tgdh": return TreeGroupDiffieHellman(identity: identity, group: group, random: random)
+        default: throw .unexpected("unknown key agreement '\(name)'; available: \(names.joined(separator: ", "))")
+        }
+    }
 }
 
 extension GroupViewID {

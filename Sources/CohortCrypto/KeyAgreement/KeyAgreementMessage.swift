@@ -16,10 +16,9 @@ public enum KeyAgreementError: Error, Hashable, Sendable, CustomStringConvertibl
     case wrongProtocol(expected: String, got: String)
     /// The sender is not a member of the run.
     case notAMember(MemberID)
-    /// A sequence number seen before from this sender in this run.
+    /// A sequence number not above the last one accepted from this sender in this run: a
+    /// replay, or a message overtaken by a later one (reordered).
     case replayed(sender: MemberID, sequence: UInt32)
-    /// A sequence number ahead of the next one expected from this sender (reordered or lost).
-    case outOfOrder(sender: MemberID, expected: UInt32, got: UInt32)
     /// Well-formed and signed, but not what the protocol expects at this step.
     case unexpected(String)
     /// A group element failed validation, or the group arithmetic failed.
@@ -34,7 +33,6 @@ public enum KeyAgreementError: Error, Hashable, Sendable, CustomStringConvertibl
         case .wrongProtocol(let expected, let got): "message of protocol \(got), running \(expected)"
         case .notAMember(let sender): "\(sender) is not a member of this run"
         case .replayed(let sender, let sequence): "replayed message \(sequence) from \(sender)"
-        case .outOfOrder(let sender, let expected, let got): "message \(got) from \(sender); expected \(expected)"
         case .unexpected(let reason): "unexpected message: \(reason)"
         case .crypto(let error): "\(error)"
         }
@@ -103,22 +101,28 @@ public struct KeyAgreementMessage: Hashable, Sendable {
 
     /// Decodes and verifies a signed message against the sender's key in `directory`.
     public static func verified(_ bytes: [UInt8], directory: MemberKeyDirectory) throws(KeyAgreementError) -> KeyAgreementMessage {
-        let signatureBytes = 64
-        guard bytes.count > signatureBytes else { throw .malformed("\(bytes.count) bytes") }
-        let body = Array(bytes.dropLast(signatureBytes))
-        let message: KeyAgreementMessage
-        do {
-            message = try body.withUnsafeBytes { raw in
-                Result { () throws(WireError) in try decode(raw) }
-            }.get()
-        } catch {
-            throw .malformed("\(error)")
-        }
+        let (message, body, signature) = try decodedUnverified(bytes)
         guard let key = directory.publicKey(of: message.sender) else { throw .unknownSender(message.sender) }
-        guard SigningKey.isValid(signature: Array(bytes.suffix(signatureBytes)), for: body, publicKey: key) else {
+        guard SigningKey.isValid(signature: signature, for: body, publicKey: key) else {
             throw .badSignature(sender: message.sender)
         }
         return message
+    }
+
+    /// Decodes a signed message without checking its signature: only for bytes known to be
+    /// this member's own (a broadcast delivered back to its sender).
+    static func decodedUnverified(_ bytes: [UInt8]) throws(KeyAgreementError) -> (message: KeyAgreementMessage, body: [UInt8], signature: [UInt8]) {
+        let signatureBytes = 64
+        guard bytes.count > signatureBytes else { throw .malformed("\(bytes.count) bytes") }
+        let body = Array(bytes.dropLast(signatureBytes))
+        do {
+            let message = try body.withUnsafeBytes { raw in
+                Result { () throws(WireError) in try decode(raw) }
+            }.get()
+            return (message, body, Array(bytes.suffix(signatureBytes)))
+        } catch {
+            throw .malformed("\(error)")
+        }
     }
 
     private static func decode(_ raw: UnsafeRawBufferPointer) throws(WireError) -> KeyAgreementMessage {
