@@ -69,6 +69,16 @@ func network(protocolName: String, count: Int, groupName: String) throws -> KeyA
     return simulation
 }
 
+/// The commit checked out (HEAD, resolved through its ref).
+func gitHead() -> String {
+    guard let head = try? String(contentsOfFile: ".git/HEAD", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) else { return "unknown" }
+    guard head.hasPrefix("ref: ") else { return head }
+    let ref = String(head.dropFirst(5))
+    if let commit = try? String(contentsOfFile: ".git/" + ref, encoding: .utf8) { return commit.trimmingCharacters(in: .whitespacesAndNewlines) }
+    let packed = (try? String(contentsOfFile: ".git/packed-refs", encoding: .utf8)) ?? ""
+    return packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }.map { String($0.prefix(40)) } ?? head
+}
+
 let options = Options(arguments: CommandLine.arguments)
 var rows = ["protocol,group,operation,size,rounds,messages,bytes,exponentiations_critical_path,exponentiations_total,critical_path_ms,total_ms"]
 func padded(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
@@ -108,7 +118,7 @@ let meta: [String: Any] = [
     "experiment": "key-agreement", "date": ISO8601DateFormatter().string(from: Date()),
     "cores": ProcessInfo.processInfo.activeProcessorCount, "sizes": options.sizes, "groups": options.groups,
     "protocols": options.protocols, "changes": options.changes.map(\.rawValue), "delivery": "synchronous rounds (byRound)",
-    "git_head": (try? String(contentsOfFile: ".git/HEAD", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown",
+    "git_head": gitHead(), "elliptic_curve_group": "x25519, for the protocols that only exponentiate (ckd, str, tgdh)",
     "loadavg": (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "",
 ]
 try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: options.output + "/meta.json"))

@@ -1,4 +1,5 @@
 import CohortCore
+import Foundation
 import CohortSimulation
 import Testing
 @testable import CohortCrypto
@@ -372,6 +373,80 @@ struct KeyTreeProtocolTests {
     func x25519(protocolName: String, change: MembershipChange) throws {
         for size in [1, 2, 7, 30] {
             _ = try figures(protocolName, change, size: size, group: X25519Group())
+        }
+    }
+}
+
+@Suite("Key agreement under random membership histories")
+struct KeyAgreementHistoryTests {
+    /// Random histories over eight members: components split, merge, lose and gain members,
+    /// and changes cascade onto runs in progress at random points (ended under VS). Checked:
+    /// no view ever has two secrets (abandoned runs included), every completed view's members
+    /// all hold its secret, and no secret repeats. 60 seeds per protocol; more with
+    /// `COHORT_KEY_AGREEMENT_SEEDS=N swift test --filter randomHistories`, one with
+    /// `COHORT_KEY_AGREEMENT_SEED=S` (a failure names its seed).
+    @Test("random histories with cascades: one secret per view, never stuck", arguments: KeyAgreements.names)
+    func randomHistories(protocolName: String) throws {
+        let group = try MODPGroup(bits: 1024, backend: .openssl)
+        let everyone = (0..<8).map { "m\($0)" }
+        let environment = ProcessInfo.processInfo.environment
+        let seeds = environment["COHORT_KEY_AGREEMENT_SEED"].flatMap(UInt64.init).map { $0...$0 }
+            ?? 1...(environment["COHORT_KEY_AGREEMENT_SEEDS"].flatMap(UInt64.init) ?? 60)
+        for seed in seeds {
+            var random = TestRandom(seed: seed)
+            var fixture = Fixture(protocolName: protocolName, names: everyone, group: group, seed: seed)
+            var components: [[MemberID]] = everyone.map { [member($0)] }
+            var sequence: UInt64 = 0
+            var secrets: [GroupViewID: [UInt8]] = [:]
+            var seen: Set<[UInt8]> = []
+            func record(_ context: String) {
+                for (holder, established) in fixture.simulation.established {
+                    if let known = secrets[established.run] {
+                        #expect(known == established.secret, "\(protocolName) seed \(seed) \(context): two secrets for \(established.run) (\(holder))")
+                    } else {
+                        #expect(!seen.contains(established.secret), "\(protocolName) seed \(seed) \(context): a secret came back")
+                        secrets[established.run] = established.secret
+                        seen.insert(established.secret)
+                    }
+                }
+            }
+            for change in 0..<10 {
+                // The next view of one component: merged with another, split, or changed by one member.
+                components.shuffle(using: &random)
+                var view = components.removeFirst()
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0 where !components.isEmpty:
+                    view += components.removeFirst()
+                case 1 where view.count > 1:
+                    let cut = Int.random(in: 1..<view.count, using: &random)
+                    components.append(Array(view[cut...]))
+                    view = Array(view[..<cut])
+                default:
+                    if view.count > 1 {
+                        components.append([view.removeLast()])
+                    } else if !components.isEmpty {
+                        view += components.removeFirst()
+                    }
+                }
+                view.sort()
+                sequence += 1
+                try fixture.simulation.start(run: run(sequence), view: view)
+                // Sometimes a further change cascades onto the run in progress.
+                while Bool.random(using: &random) && view.count > 1 {
+                    let steps = Int.random(in: 0..<(4 * view.count), using: &random)
+                    for _ in 0..<steps { _ = try fixture.simulation.deliverOne() }
+                    record("change \(change)")
+                    let leaving = view.remove(at: Int.random(in: 0..<view.count, using: &random))
+                    components.append([leaving])
+                    _ = try fixture.simulation.flushViewChange(survivors: Set(view))
+                    sequence += 1
+                    try fixture.simulation.start(run: run(sequence), view: view)
+                }
+                try fixture.simulation.runToCompletion()
+                #expect(fixture.simulation.established.count == view.count, "\(protocolName) seed \(seed) change \(change): stuck")
+                record("change \(change)")
+                components.append(view)
+            }
         }
     }
 }
