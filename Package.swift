@@ -145,6 +145,7 @@ let package = Package(
         ),
 
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
+        .testTarget(name: "CohortSimulationTests", dependencies: ["CohortSimulation", "CohortCore"], swiftSettings: strictSettings),
         .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CohortSimulation", "CGMP"], swiftSettings: strictSettings),
         .testTarget(
             name: "CohortEndToEndTests",
