@@ -393,6 +393,14 @@ struct KeyAgreementHistoryTests {
         let seeds = environment["COHORT_KEY_AGREEMENT_SEED"].flatMap(UInt64.init).map { $0...$0 }
             ?? 1...(environment["COHORT_KEY_AGREEMENT_SEEDS"].flatMap(UInt64.init) ?? 60)
         for seed in seeds {
+            do { try history(protocolName: protocolName, seed: seed, group: group, everyone: everyone) } catch {
+                Issue.record("\(protocolName) seed \(seed): \(error); replay: COHORT_KEY_AGREEMENT_SEED=\(seed) swift test --filter randomHistories")
+            }
+        }
+    }
+
+    func history(protocolName: String, seed: UInt64, group: MODPGroup, everyone: [String]) throws {
+        do {
             var random = TestRandom(seed: seed)
             var fixture = Fixture(protocolName: protocolName, names: everyone, group: group, seed: seed)
             var components: [[MemberID]] = everyone.map { [member($0)] }
