@@ -9,9 +9,9 @@
 // in total) and time on the critical path (every member handled in one thread, so CPU time;
 // includes Ed25519 signing and verification of every message). Writes a CSV and meta.json.
 //
-// Protocols: all five registered in CohortCrypto. CKD, BD and GDH rerun in full for every
-// change, so their operations cost the same for the same final size; TGDH and STR keep their
-// trees and pay only for what changed. BD and GDH need a MODP group; the others run on X25519
+// Protocols: all five registered in CohortCrypto. BD and GDH rerun in full for every change, so
+// their operations cost the same for the same final size; CKD keeps its pairwise secrets, TGDH
+// and STR their trees, and pay only for what changed. BD and GDH need a MODP group; the others run on X25519
 // too.
 import CohortCore
 import CohortCrypto
