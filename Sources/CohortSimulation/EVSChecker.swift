@@ -304,13 +304,21 @@ extension EVSChecker {
     /// "deliver", "sender": "d2", "sequence": 7, "service": "agreed"}`, `{"process": "d1",
     /// "event": "crash"}`.
     public struct LogLine: Codable, Sendable {
+        /// The process whose log the event belongs to.
         public var process: String
+        /// `install`, `send`, `deliver` or `crash`.
         public var event: String
+        /// An installed configuration's identifier.
         public var id: String?
+        /// An installed configuration's members.
         public var members: [String]?
+        /// Whether an installed configuration is transitional (default false).
         public var transitional: Bool?
+        /// A sent or delivered message's sender.
         public var sender: String?
+        /// A sent or delivered message's per-sender sequence number.
         public var sequence: UInt64?
+        /// A sent or delivered message's service level (default `agreed`).
         public var service: String?
     }
 

@@ -66,7 +66,16 @@ public func countingExponentiations(of group: any DHGroup) -> CountingDHGroup {
 /// A membership change the key agreement tests and benchmark exercise, on members numbered
 /// from 0.
 public enum MembershipChange: String, CaseIterable, Sendable {
-    case join, leave, merge, partition, refresh
+    /// One member joins a formed group.
+    case join
+    /// One member (in the middle) leaves.
+    case leave
+    /// Two formed groups of about half the size merge.
+    case merge
+    /// A third of the group, spread through it, leaves at once.
+    case partition
+    /// The same members agree a new key (a policy refresh).
+    case refresh
 
     /// The groups formed before the change (each agreeing its own key first) and the view
     /// after it, for a final group of `size` members.

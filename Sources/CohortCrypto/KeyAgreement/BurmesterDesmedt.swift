@@ -66,9 +66,8 @@ public struct BurmesterDesmedt<Random: RandomNumberGenerator>: KeyAgreement {
     public mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
         guard var state = current else { throw .unexpected("no run started") }
         // 1. Everything that can be refused is checked on a copy: a refused message changes nothing.
-        let message = try state.admission.admit(bytes, directory: identity.directory)
-        if message.sender == identity.member {  // a broadcast of its own, delivered back: nothing to do
-            current = state
+        guard let message = try state.admission.admitFromPeer(bytes, directory: identity.directory, me: identity.member) else {
+            current = state  // its own broadcast, delivered back: nothing to do
             return []
         }
         guard message.elements.count == 1 else { throw .malformed("expected one element, got \(message.elements.count)") }

@@ -89,9 +89,8 @@ public struct CentralizedKeyDistribution<Random: RandomNumberGenerator>: KeyAgre
 
     public mutating func receive(_ bytes: [UInt8]) throws(KeyAgreementError) -> [KeyAgreementAction] {
         guard var state = current else { throw .unexpected("no run started") }
-        let message = try state.admission.admit(bytes, directory: identity.directory)
-        if message.sender == identity.member {  // a broadcast of its own, delivered back: nothing to do
-            current = state
+        guard let message = try state.admission.admitFromPeer(bytes, directory: identity.directory, me: identity.member) else {
+            current = state  // its own broadcast, delivered back: nothing to do
             return []
         }
         let isController = state.controller == identity.member

@@ -94,6 +94,13 @@ struct RunAdmission: Sendable {
         return message
     }
 
+    /// ``admit(_:directory:)`` for the protocols that have nothing to do with their own
+    /// broadcasts: `nil` when the message is `me`'s own, delivered back (it is still consumed).
+    mutating func admitFromPeer(_ bytes: [UInt8], directory: MemberKeyDirectory, me: MemberID) throws(KeyAgreementError) -> KeyAgreementMessage? {
+        let message = try admit(bytes, directory: directory)
+        return message.sender == me ? nil : message
+    }
+
     /// A message of this run from `identity`, signed, with the next sequence number.
     mutating func sign(step: UInt8, elements: [GroupElement], payload: [[UInt8]] = [], as identity: KeyAgreementIdentity) throws(KeyAgreementError) -> [UInt8] {
         let message = KeyAgreementMessage(
