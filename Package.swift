@@ -39,7 +39,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
-        // Pure protocol cores: identifiers, limits, wire codec, group table, daemon core.
+        // Pure protocol cores: identifiers, limits, wire codec, group table, daemon core, the
+        // daemons' membership and ordering protocol (Totem ring), groups across daemons.
         .target(name: "CohortCore", swiftSettings: strictSettings),
 
         // OpenSSL's libcrypto (libssl-dev), with small C shims of our own.
@@ -55,8 +56,8 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Drivers that run the pure cores in memory: today the key agreement simulation; the
-        // deterministic EVS simulator and the property checkers join it.
+        // Drivers that run the pure cores in memory — the deterministic multi-daemon simulator with
+        // fault injection, the key agreement simulation — and the property checkers.
         .target(name: "CohortSimulation", dependencies: ["CohortCore", "CohortCrypto"], swiftSettings: strictSettings),
 
         // Security strategies composed into named architectures (today: `plain`).
@@ -121,6 +122,7 @@ let package = Package(
                 "CohortCore",
                 "CohortDaemon",
                 "CohortSecurity",
+                "CohortSimulation",
                 "CohortTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

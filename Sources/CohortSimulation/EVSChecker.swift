@@ -39,6 +39,16 @@ public struct EVSMessage: Hashable, Sendable {
     var key: MessageKey { MessageKey(sender: sender, sequence: sequence) }
 }
 
+/// A delivery as the checker records it.
+struct CheckedDelivery {
+    var message: EVSMessage
+    /// The regular configuration it belongs to (delivered in it, or in the transitional one after it).
+    var regular: String?
+    /// The transitional configuration it was delivered in, if any.
+    var transitional: String?
+    var position: Int
+}
+
 struct MessageKey: Hashable {
     var sender: String
     var sequence: UInt64
@@ -101,7 +111,7 @@ public struct EVSChecker: Sendable {
         var crashed: Set<String> = []
         // Per process: each delivery's configuration (the regular one it belongs to, and
         // whether it was delivered in the transitional one after it) and position.
-        var deliveries: [String: [(message: EVSMessage, regular: String?, position: Int)]] = [:]
+        var deliveries: [String: [CheckedDelivery]] = [:]
         // Per process: the regular configurations it installed, in order.
         var regulars: [String: [String]] = [:]
 
@@ -149,7 +159,9 @@ public struct EVSChecker: Sendable {
                         }
                         lastFromSender[message.sender] = max(lastFromSender[message.sender] ?? 0, message.sequence)
                     }
-                    deliveries[process, default: []].append((message, lastRegular?.id, position))
+                    deliveries[process, default: []].append(CheckedDelivery(
+                        message: message, regular: lastRegular?.id,
+                        transitional: current?.transitional == true ? current?.id : nil, position: position))
                 case .crash:
                     crashed.insert(process)
                 }
@@ -173,8 +185,10 @@ public struct EVSChecker: Sendable {
 
         // Self-delivery.
         if quiescent {
+            var deliveredBy: [String: Set<MessageKey>] = [:]
+            for (process, list) in deliveries { deliveredBy[process] = Set(list.map(\.message.key)) }
             for (key, origin) in sent where !crashed.contains(key.sender) {
-                if !(deliveries[key.sender] ?? []).contains(where: { $0.message.key == key }) {
+                if !(deliveredBy[key.sender]?.contains(key) ?? false) {
                     found.append(.init(property: "self-delivery", detail: "\(key.sender) never delivers its own #\(key.sequence) (sent in \(origin.configuration ?? "a transitional configuration"))"))
                 }
             }
@@ -204,31 +218,40 @@ public struct EVSChecker: Sendable {
 
         // One total order of agreed and safe messages.
         var positions: [String: [MessageKey: Int]] = [:]
+        var agreed: [String: [MessageKey]] = [:]
         for process in processes {
             for (index, delivery) in (deliveries[process] ?? []).enumerated() where delivery.message.service >= .agreed {
                 positions[process, default: [:]][delivery.message.key] = index
+                agreed[process, default: []].append(delivery.message.key)
             }
         }
         for (first, p) in processes.enumerated() {
             for q in processes.dropFirst(first + 1) {
-                guard let ofP = positions[p], let ofQ = positions[q] else { continue }
-                let common = ofP.keys.filter { ofQ[$0] != nil }.sorted { ofP[$0]! < ofP[$1]! }
-                for (a, b) in zip(common, common.dropFirst()) where ofQ[a]! > ofQ[b]! {
-                    found.append(.init(property: "agreed-order", detail: "\(p) delivers \(a.sender)#\(a.sequence) before \(b.sender)#\(b.sequence), \(q) the other way"))
+                guard let inOrder = agreed[p], let ofQ = positions[q] else { continue }
+                // p's agreed deliveries that q also delivers, in p's order, must be in q's order too.
+                var previous: (key: MessageKey, position: Int)?
+                for key in inOrder {
+                    guard let position = ofQ[key] else { continue }
+                    if let previous, previous.position > position {
+                        found.append(.init(property: "agreed-order", detail: "\(p) delivers \(previous.key.sender)#\(previous.key.sequence) before \(key.sender)#\(key.sequence), \(q) the other way"))
+                    }
+                    previous = (key, position)
                 }
             }
         }
 
-        // Safe delivery.
+        // Safe delivery: delivered in a regular configuration, by every member of it; in a
+        // transitional one, by every member of that (EVS: safe delivery holds for the
+        // configuration the message is delivered in).
         if quiescent {
             var members: [String: Set<String>] = [:]
             for log in logs.values {
-                for case .install(let configuration) in log where !configuration.transitional { members[configuration.id] = configuration.members }
+                for case .install(let configuration) in log { members[configuration.id] = configuration.members }
             }
             for process in processes {
                 for delivery in deliveries[process] ?? [] where delivery.message.service == .safe {
                     guard let regular = delivery.regular else { continue }
-                    for member in members[regular] ?? [] where logs[member] != nil && !crashed.contains(member)
+                    for member in members[delivery.transitional ?? regular] ?? [] where logs[member] != nil && !crashed.contains(member)
                         && !(deliveredIn[member]?[regular]?.contains(delivery.message.key) ?? false) {
                         found.append(.init(property: "safe", detail: "\(process) delivers safe \(delivery.message.sender)#\(delivery.message.sequence) in \(regular); \(member) never does there"))
                     }
@@ -241,7 +264,7 @@ public struct EVSChecker: Sendable {
     /// Each causal (or stronger) message's causal past is the sender's causal messages sent or
     /// delivered before it (with their pasts); a process that delivers a message and one of its
     /// past must deliver the past one first.
-    private func causalViolations(processes: [String], deliveries: [String: [(message: EVSMessage, regular: String?, position: Int)]]) -> [EVSViolation] {
+    private func causalViolations(processes: [String], deliveries: [String: [CheckedDelivery]]) -> [EVSViolation] {
         var senders: Set<String> = []
         for log in logs.values {
             for case .send(let message) in log { senders.insert(message.sender) }
@@ -279,16 +302,32 @@ public struct EVSChecker: Sendable {
         }
         var found: [EVSViolation] = []
         for process in processes {
-            var deliveredSoFar: [String: Set<UInt64>] = [:]
-            let all = Set((deliveries[process] ?? []).map(\.message.key))
-            for delivery in deliveries[process] ?? [] {
-                defer { deliveredSoFar[delivery.message.sender, default: []].insert(delivery.message.sequence) }
+            let list = deliveries[process] ?? []
+            // Per sender: the sequences this process delivers, ascending, each with the latest
+            // index (in delivery order) among it and the smaller ones.
+            var bySender: [String: [(sequence: UInt64, index: Int)]] = [:]
+            for (index, delivery) in list.enumerated() {
+                bySender[delivery.message.sender, default: []].append((delivery.message.sequence, index))
+            }
+            var latest: [String: (sequences: [UInt64], latestIndex: [Int])] = [:]
+            for (sender, entries) in bySender {
+                let sorted = entries.sorted { $0.sequence < $1.sequence }
+                var running = -1
+                latest[sender] = (sorted.map(\.sequence), sorted.map { running = max(running, $0.index); return running })
+            }
+            for (index, delivery) in list.enumerated() {
                 guard delivery.message.service >= .causal, let messagePast = past[delivery.message.key] else { continue }
                 for (sender, highest) in messagePast {
                     // Past messages this process delivers at all must already be delivered.
-                    for key in all where key.sender == sender && key.sequence <= highest && !(deliveredSoFar[sender]?.contains(key.sequence) ?? false) {
-                        found.append(.init(property: "causal", detail: "\(process) delivers \(delivery.message.sender)#\(delivery.message.sequence) before \(sender)#\(key.sequence), which precedes it"))
+                    guard let table = latest[sender] else { continue }
+                    var low = 0, high = table.sequences.count
+                    while low < high {
+                        let middle = (low + high) / 2
+                        if table.sequences[middle] <= highest { low = middle + 1 } else { high = middle }
                     }
+                    guard low > 0, table.latestIndex[low - 1] > index else { continue }
+                    let late = list[table.latestIndex[low - 1]].message
+                    found.append(.init(property: "causal", detail: "\(process) delivers \(delivery.message.sender)#\(delivery.message.sequence) before \(sender)#\(late.sequence), which precedes it"))
                 }
             }
         }

@@ -194,7 +194,9 @@ struct BadInputTests {
     func slowReceiver() async throws {
         try await withDaemon(configure: {
             $0.clientQueueBytesMax = 1024 * 1024
-            $0.slowClientTimeout = .milliseconds(500)
+            // Long enough that the fast reader keeps up on a loaded machine (the simulator tests
+            // run beside this one), short enough to see the slow one dropped.
+            $0.slowClientTimeout = .seconds(2)
         }) { daemon in
             let slow = try RawClient(port: daemon.server.clientPort!)
             slow.shrinkReceiveBuffer()
@@ -236,7 +238,12 @@ struct BadInputTests {
 
     @Test("a reader slower than the sender is held back, not dropped")
     func slowerReader() async throws {
-        try await withDaemon(configure: { $0.clientQueueBytesMax = 256 * 1024 }) { daemon in
+        // The slow-client timeout is not under test here (the test above covers it): a long one
+        // keeps a loaded machine (the simulator tests run beside this one) from tripping it.
+        try await withDaemon(configure: {
+            $0.clientQueueBytesMax = 256 * 1024
+            $0.slowClientTimeout = .seconds(120)
+        }) { daemon in
             let count = 3000
             var readerOptions = ConnectionOptions(name: "reader")
             readerOptions.inboundReadsBufferedMax = 4

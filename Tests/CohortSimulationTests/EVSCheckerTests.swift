@@ -79,6 +79,22 @@ struct EVSCheckerTests {
         }.subtracting(["failure-atomicity"]).isEmpty)
     }
 
+    @Test("a safe message delivered in a transitional configuration binds that configuration's members only")
+    func safeInTransitional() {
+        // a2 (safe) moved after the change: a and b deliver it in their transitional
+        // configuration {a, b}; c, in another component, never does — EVS allows that.
+        var logs = goodLogs()
+        let a2 = logs["a"]!.remove(at: 5)
+        logs["a"]!.insert(a2, at: 7)  // after the transitional install
+        logs["b"]!.remove(at: 4)
+        logs["b"]!.insert(a2, at: 6)
+        logs["c"]!.remove(at: 3)
+        #expect(EVSChecker(logs: logs, quiescent: true).violations() == [])
+        // But b, a member of the transitional configuration, must deliver it.
+        logs["b"]!.remove(at: 6)
+        #expect(Set(EVSChecker(logs: logs, quiescent: true).violations().map(\.property)).contains("safe"))
+    }
+
     @Test("JSON lines read back into the same logs; a bad line is a typed error naming it")
     func jsonLines() throws {
         let text = """

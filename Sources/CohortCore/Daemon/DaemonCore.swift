@@ -4,8 +4,9 @@
 /// Driven by ``Event``s and answering with ``Action``s; the SwiftNIO shell only moves bytes and
 /// timers. With one daemon, ordering is a local sequencer: every accepted operation gets the
 /// next position of the total order at once, which satisfies every service level from
-/// UNRELIABLE to SAFE. The EVS core replaces the sequencer by the daemon ring and feeds the same
-/// ``GroupTable`` (see `docs/membership.md` once it lands).
+/// UNRELIABLE to SAFE. Across daemons, ``GroupService`` orders the same operations on the Totem
+/// ring and applies them to the same ``GroupTable`` (`docs/membership.md`); the multi-daemon
+/// runtime puts it in place of this sequencer.
 public struct DaemonCore: Sendable {
     /// Configuration of the core; validated by ``init(settings:hooks:)``.
     public struct Settings: Sendable {

@@ -118,3 +118,55 @@ public struct GroupTable: Sendable {
         return ViewChange(view: view, recipients: entry.members)
     }
 }
+
+// MARK: - Daemon configuration changes
+
+extension GroupTable {
+    /// Removes every member whose daemon is not in `daemons` (they left with their daemon) and
+    /// returns, per affected group, its members before and the members removed.
+    public mutating func removeMembers(notOn daemons: Set<String>) -> [(group: GroupName, before: [MemberID], removed: [MemberID])] {
+        var changes: [(group: GroupName, before: [MemberID], removed: [MemberID])] = []
+        for name in groups.keys.sorted() {
+            let entry = groups[name]!
+            let removed = entry.members.filter { !daemons.contains($0.daemon) }
+            guard !removed.isEmpty else { continue }
+            changes.append((name, entry.members, removed))
+            for member in removed {
+                memberships[member]?.remove(name)
+                if memberships[member]?.isEmpty == true { memberships[member] = nil }
+            }
+            let kept = entry.members.filter { daemons.contains($0.daemon) }
+            if kept.isEmpty { groups[name] = nil } else { groups[name]!.members = kept }
+        }
+        return changes
+    }
+
+    /// The members of each group that are clients of `daemon`, in the group's order.
+    public func members(on daemon: String) -> [(group: GroupName, members: [MemberID])] {
+        groups.keys.sorted().compactMap { name in
+            let local = groups[name]!.members.filter { $0.daemon == daemon }
+            return local.isEmpty ? nil : (name, local)
+        }
+    }
+
+    /// Replaces every group's membership by `members` (groups absent from it become empty),
+    /// stamping changed groups with `viewID`; returns the groups whose membership changed, with
+    /// their members before.
+    public mutating func replaceMembership(
+        with members: [GroupName: [MemberID]], viewID: GroupViewID
+    ) -> [(group: GroupName, before: [MemberID])] {
+        var changed: [(group: GroupName, before: [MemberID])] = []
+        for name in Set(groups.keys).union(members.keys).sorted() {
+            let before = groups[name]?.members ?? []
+            let after = members[name] ?? []
+            guard before != after else { continue }
+            changed.append((name, before))
+            if after.isEmpty { groups[name] = nil } else { groups[name] = Group(members: after, viewID: viewID) }
+        }
+        memberships = [:]
+        for (name, group) in groups {
+            for member in group.members { memberships[member, default: []].insert(name) }
+        }
+        return changed
+    }
+}

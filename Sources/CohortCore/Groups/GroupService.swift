@@ -1,0 +1,399 @@
+/// Light-weight client groups across daemons: the group table replicated on every daemon by the
+/// ring's total order (DESIGN.md §1).
+///
+/// Joins, leaves, disconnects and client messages are items of the ring, so every daemon applies
+/// them in one order and computes identical views. When the daemon configuration changes, each
+/// group that loses members gets a transitional view (the members that come along), and once the
+/// new configuration is installed the daemons exchange their local memberships (one ordered state
+/// item each, as Spread's group state exchange does) and every group whose membership changed
+/// gets a view with cause NETWORK. A view tells each recipient which members came with it from its
+/// previous view (`continuing`).
+///
+/// A pure state machine like the ring it drives: ``on(_:now:)`` takes an ``Event`` and returns
+/// ``Action``s, among them the ring's messages and timers for the driver to carry.
+public struct GroupService: Sendable {
+    /// Inputs.
+    public enum Event: Sendable {
+        /// Start the ring.
+        case start
+        /// A peer message arrived.
+        case peer(PeerMessage)
+        /// A ring timer fired.
+        case timerFired(TotemRing.Timer)
+        /// A local client joins a group.
+        case join(MemberID, GroupName)
+        /// A local client leaves a group.
+        case leave(MemberID, GroupName)
+        /// A local client is gone: it leaves every group.
+        case disconnect(MemberID)
+        /// A local client's message (its sender is the client).
+        case multicast(DeliveredMessage)
+    }
+
+    /// Outputs, performed by the driver in order.
+    public enum Action: Sendable {
+        /// Carry a ring message to every daemon that can hear this one.
+        case broadcast(PeerMessage)
+        /// Carry a ring message to one daemon.
+        case send(PeerMessage, to: DaemonID)
+        /// Arm a ring timer.
+        case armTimer(TotemRing.Timer, after: Duration)
+        /// Stop or resume taking client operations.
+        case pauseIntake(Bool)
+        /// Deliver a view to local members.
+        case view(GroupView, to: [MemberID])
+        /// Deliver a message to local members; `origin` identifies it in the ring's order.
+        case message(DeliveredMessage, to: [MemberID], origin: ItemOrigin)
+        /// The daemon configuration changed (regular or transitional).
+        case configuration(RingConfiguration)
+        /// An ordered item did not decode (a peer bug or attack): dropped, counted.
+        case droppedItem(WireError)
+        /// An item was delivered in the total order (only with ``reportsOrder``; for checkers).
+        case ordered(ItemOrigin, ServiceLevel)
+    }
+
+    /// Identifies an ordered item: its daemon and that daemon's count of items submitted.
+    public struct ItemOrigin: Hashable, Sendable {
+        /// The daemon that submitted it.
+        public var daemon: DaemonID
+        /// Its number among that daemon's items (from 1, increasing).
+        public var sequence: UInt64
+    }
+
+    /// What one daemon tells the others when a configuration is installed: its local clients'
+    /// memberships.
+    struct StateExchange: Sendable {
+        var configuration: RingConfiguration
+        var expected: Set<DaemonID>
+        var received: [(daemon: DaemonID, memberships: [(group: GroupName, members: [MemberID])])] = []
+        var buffered: [(operation: GroupOperation, origin: ItemOrigin, viewSequence: UInt64)] = []
+    }
+
+    /// The ring underneath.
+    public private(set) var ring: TotemRing
+    /// The replicated group table.
+    public private(set) var table: GroupTable
+    /// Bounds on what an ordered item may carry.
+    public let limits: Limits
+    private var submitted: UInt64 = 0
+    private var exchange: StateExchange?
+    /// A transitional configuration installed while the state exchange was open: its departed
+    /// members leave once the exchange completes.
+    private var deferredTransitional: RingConfiguration?
+    /// Between a transitional configuration and the next regular one: the old ring's hash.
+    private var transitionalViews: UInt64?
+    /// The daemons of the current configuration (regular, or transitional), by name.
+    private var currentDaemons: Set<String> = []
+    /// Items that did not decode.
+    public private(set) var droppedItems = 0
+    /// Report every delivered item with ``Action/ordered(_:_:)`` (simulations and logs).
+    public var reportsOrder = false
+
+    /// A group service on a ring with `settings`.
+    public init(ring settings: TotemRing.Settings, limits: Limits = Limits()) throws(WireError) {
+        ring = try TotemRing(settings: settings)
+        table = GroupTable(configuration: RingID.initial(of: settings.daemon).configurationID)
+        self.limits = limits
+    }
+
+    private var me: DaemonID { ring.settings.daemon }
+
+    /// Whether the daemons are operational and the group state is exchanged: client operations
+    /// are ordered without delay.
+    public var isStable: Bool { ring.isOperational && exchange == nil }
+
+    // MARK: - Events
+
+    /// Handles one event at `now`.
+    public mutating func on(_ event: Event, now: Instant) -> [Action] {
+        switch event {
+        case .start: return drive(.start, now: now)
+        case .peer(let message): return drive(.received(message), now: now)
+        case .timerFired(let timer): return drive(.timerFired(timer), now: now)
+        case .join(let member, let group): return submit(.join(member, group), service: .agreed, now: now)
+        case .leave(let member, let group): return submit(.leave(member, group), service: .agreed, now: now)
+        case .disconnect(let member): return submit(.disconnect(member), service: .agreed, now: now)
+        case .multicast(let message): return submit(.message(message), service: message.service.level, now: now)
+        }
+    }
+
+    private mutating func submit(_ operation: GroupOperation, service: ServiceLevel, now: Instant) -> [Action] {
+        submitted += 1
+        // Every item is ordered (UNRELIABLE to AGREED share the total order); SAFE waits for all.
+        let item = RingItem(service: service == .safe ? .safe : .agreed, payload: operation.encoded(sequence: submitted))
+        return drive(.submit(item), now: now)
+    }
+
+    private mutating func drive(_ event: TotemRing.Event, now: Instant) -> [Action] {
+        var actions: [Action] = []
+        for action in ring.on(event, now: now) {
+            switch action {
+            case .broadcast(let message): actions.append(.broadcast(message))
+            case .send(let message, let to): actions.append(.send(message, to: to))
+            case .armTimer(let timer, let after): actions.append(.armTimer(timer, after: after))
+            case .pauseIntake(let paused): actions.append(.pauseIntake(paused))
+            case .refused: actions.append(.pauseIntake(true))
+            case .deliver(let delivery): onDelivery(delivery, into: &actions)
+            case .install(let configuration): onInstall(configuration, now: now, into: &actions)
+            }
+        }
+        return actions
+    }
+
+    // MARK: - Ordered items
+
+    private mutating func onDelivery(_ delivery: RingDelivery, into actions: inout [Action]) {
+        let decoded: (sequence: UInt64, operation: GroupOperation)
+        do {
+            decoded = try GroupOperation.decode(delivery.item.payload, limits: limits)
+        } catch {
+            droppedItems += 1
+            actions.append(.droppedItem(error))
+            return
+        }
+        let origin = ItemOrigin(daemon: delivery.sender, sequence: decoded.sequence)
+        if reportsOrder { actions.append(.ordered(origin, delivery.item.service)) }
+        let viewSequence = delivery.sequence << 16 | UInt64(delivery.index)
+        if let open = exchange {
+            // (Mutated in place: the buffer can grow long while a state item is awaited.)
+            if case .state(let memberships) = decoded.operation, open.expected.contains(delivery.sender),
+               !open.received.contains(where: { $0.daemon == delivery.sender }) {
+                exchange!.received.append((delivery.sender, memberships))
+                if exchange!.received.count == open.expected.count {
+                    completeExchange(viewSequence: viewSequence, into: &actions)
+                }
+            } else {
+                exchange!.buffered.append((decoded.operation, origin, viewSequence))
+            }
+            return
+        }
+        apply(decoded.operation, origin: origin, viewSequence: viewSequence, into: &actions)
+    }
+
+    private mutating func apply(_ operation: GroupOperation, origin: ItemOrigin, viewSequence: UInt64, into actions: inout [Action]) {
+        switch operation {
+        case .state:
+            // A state item of an exchange that completed without it (its sender left): stale.
+            return
+        case .message(let message):
+            let recipients = localRecipients(of: message)
+            if !recipients.isEmpty { actions.append(.message(message, to: recipients, origin: origin)) }
+        case .join(let member, _), .leave(let member, _), .disconnect(let member):
+            // Only a daemon's own clients are its to add or remove (a forged or stale item is ignored).
+            guard member.daemon == origin.daemon.name else { return }
+            // A join from a daemon that left (delivered in the transitional configuration) is stale.
+            if case .join = operation, !currentDaemons.contains(member.daemon) { return }
+            let ordered: OrderedOperation
+            switch operation {
+            case .join(_, let group): ordered = .join(member, group)
+            case .leave(_, let group): ordered = .leave(member, group)
+            default: ordered = .disconnect(member)
+            }
+            for change in table.apply(ordered, sequence: nextViewSequence(viewSequence)) {
+                let local = change.recipients.filter { $0.daemon == me.name }
+                if !local.isEmpty { actions.append(.view(change.view, to: local)) }
+            }
+        }
+    }
+
+    private func localRecipients(of message: DeliveredMessage) -> [MemberID] {
+        var seen: Set<MemberID> = []
+        var recipients: [MemberID] = []
+        for group in message.groups {
+            let members = group.privateMember.map { [$0] } ?? table.members(of: group)
+            for member in members where member.daemon == me.name && seen.insert(member).inserted {
+                if message.service.selfDiscard, member == message.sender { continue }
+                recipients.append(member)
+            }
+        }
+        return recipients
+    }
+
+    /// The sequence number naming views made by the item at `viewSequence` (its packet's
+    /// sequence and index) of the current regular configuration; between a transitional
+    /// configuration and the next regular one, the high bit set, the old ring's hash, and the
+    /// item's position (daemons that move on together may split the old ring's last items
+    /// differently between the regular and the transitional configuration, so the name comes
+    /// from the item, not from a count).
+    private func nextViewSequence(_ viewSequence: UInt64) -> UInt64 {
+        guard let previous = transitionalViews else { return viewSequence }
+        return 1 << 63 | previous << 32 | (viewSequence & 0xFFFF_FFFF)
+    }
+
+    /// 31 bits of FNV-1a over the ring's identifier.
+    static func hash31(_ ring: RingID) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in ring.description.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash & 0x7FFF_FFFF
+    }
+
+    // MARK: - Configuration changes
+
+    private mutating func onInstall(_ configuration: RingConfiguration, now: Instant, into actions: inout [Action]) {
+        actions.append(.configuration(configuration))
+        if configuration.isTransitional {
+            // Until the next regular configuration, views are those of this component alone:
+            // they are named after the ring it moves to, with the old ring's hash and the high
+            // bit, so that no other component names a different view alike.
+            table.configuration = configuration.ring.configurationID
+            transitionalViews = Self.hash31(configuration.previous!)
+            currentDaemons = Set(configuration.members.map(\.name))
+            if exchange == nil {
+                removeDeparted(keeping: configuration, into: &actions)
+            } else {
+                // A cascade: the exchange of the ending configuration goes on with the state
+                // items delivered in the transitional configuration (daemons that move on
+                // together deliver the same old items, but may split them differently between
+                // the regular and the transitional configuration); the departed leave after it.
+                deferredTransitional = configuration
+            }
+            return
+        }
+        // An exchange still open completes with what was delivered of the old configuration.
+        if exchange != nil { completeExchange(viewSequence: 0, into: &actions) }
+        currentDaemons = Set(configuration.members.map(\.name))
+        table.configuration = configuration.ring.configurationID
+        transitionalViews = nil
+        exchange = StateExchange(configuration: configuration, expected: Set(configuration.members))
+        let memberships = table.members(on: me.name)
+        submitted += 1
+        let item = RingItem(service: .agreed, payload: GroupOperation.state(memberships).encoded(sequence: submitted))
+        for action in drive(.submit(item), now: now) { actions.append(action) }
+    }
+
+    /// The transitional configuration: members of daemons that did not come along leave their
+    /// groups; each group that lost members gets a transitional view.
+    private mutating func removeDeparted(keeping configuration: RingConfiguration, into actions: inout [Action]) {
+        let daemons = Set(configuration.members.map(\.name))
+        let viewID = GroupViewID(configuration: configuration.ring.configurationID, sequence: 0)
+        for change in table.removeMembers(notOn: daemons) {
+            let remaining = change.before.filter { daemons.contains($0.daemon) }
+            let local = remaining.filter { $0.daemon == me.name }
+            guard !local.isEmpty else { continue }
+            let view = GroupView(
+                group: change.group, viewID: viewID, members: remaining, cause: .network,
+                changed: change.removed, transitional: true, continuing: remaining)
+            actions.append(.view(view, to: local))
+        }
+    }
+
+    /// Every member of the configuration told its memberships (or the configuration ended):
+    /// the table becomes their union, changed groups get a NETWORK view, and the operations
+    /// ordered meanwhile apply.
+    private mutating func completeExchange(viewSequence: UInt64, into actions: inout [Action]) {
+        guard let exchange else { return }
+        self.exchange = nil
+        var members: [GroupName: [MemberID]] = [:]
+        for state in exchange.received {
+            for (group, list) in state.memberships {
+                for member in list where member.daemon == state.daemon.name && !(members[group]?.contains(member) ?? false) {
+                    members[group, default: []].append(member)
+                }
+            }
+        }
+        let viewID = GroupViewID(configuration: table.configuration, sequence: nextViewSequence(viewSequence))
+        for change in table.replaceMembership(with: members, viewID: viewID) {
+            let after = table.members(of: change.group)
+            let local = after.filter { $0.daemon == me.name }
+            guard !local.isEmpty else { continue }
+            let continuing = after.filter(change.before.contains)
+            let changed = Array(Set(after).symmetricDifference(change.before)).sorted()
+            let view = GroupView(
+                group: change.group, viewID: viewID, members: after, cause: .network,
+                changed: changed, continuing: continuing)
+            actions.append(.view(view, to: local))
+        }
+        for entry in exchange.buffered {
+            apply(entry.operation, origin: entry.origin, viewSequence: entry.viewSequence, into: &actions)
+        }
+        if let transitional = deferredTransitional {
+            deferredTransitional = nil
+            removeDeparted(keeping: transitional, into: &actions)
+        }
+    }
+}
+
+/// An operation the group service orders through the ring.
+enum GroupOperation: Sendable {
+    case join(MemberID, GroupName)
+    case leave(MemberID, GroupName)
+    case disconnect(MemberID)
+    case message(DeliveredMessage)
+    /// A daemon's local memberships, sent when a configuration is installed.
+    case state([(group: GroupName, members: [MemberID])])
+
+    private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state }
+
+    /// The item payload: the submitting daemon's item number, then the operation.
+    func encoded(sequence: UInt64) -> [UInt8] {
+        var writer = WireWriter(capacity: 32)
+        writer.write(sequence)
+        switch self {
+        case .join(let member, let group):
+            writer.write(Kind.join.rawValue)
+            writer.writeShortString(member.description)
+            writer.writeShortString(group.rawValue)
+        case .leave(let member, let group):
+            writer.write(Kind.leave.rawValue)
+            writer.writeShortString(member.description)
+            writer.writeShortString(group.rawValue)
+        case .disconnect(let member):
+            writer.write(Kind.disconnect.rawValue)
+            writer.writeShortString(member.description)
+        case .message(let message):
+            writer.write(Kind.message.rawValue)
+            writer.write(message.service)
+            writer.write(message.messageType)
+            writer.writeShortString(message.sender.description)
+            writer.write(groups: message.groups)
+            writer.writeBlob(message.payload)
+        case .state(let memberships):
+            writer.write(Kind.state.rawValue)
+            writer.write(UInt32(memberships.count))
+            for (group, members) in memberships {
+                writer.writeShortString(group.rawValue)
+                writer.write(members: members)
+            }
+        }
+        return writer.bytes
+    }
+
+    static func decode(_ payload: [UInt8], limits: Limits) throws(WireError) -> (sequence: UInt64, operation: GroupOperation) {
+        try payload.withUnsafeBytes { raw in
+            Result { () throws(WireError) in
+                var reader = WireReader(raw)
+                let sequence = try reader.readUInt64()
+                let kindByte = try reader.readUInt8()
+                guard let kind = Kind(rawValue: kindByte) else { throw WireError.invalidValue("group operation \(kindByte)") }
+                let operation: GroupOperation
+                switch kind {
+                case .join, .leave:
+                    let member = try reader.readMember(limits: limits)
+                    let group = try GroupName(try reader.readShortString(), limits: limits)
+                    guard !group.isPrivate else { throw WireError.invalidGroupName(group.rawValue) }
+                    operation = kind == .join ? .join(member, group) : .leave(member, group)
+                case .disconnect:
+                    operation = .disconnect(try reader.readMember(limits: limits))
+                case .message:
+                    let service = try reader.readService()
+                    let messageType = try reader.readUInt16()
+                    let sender = try reader.readMember(limits: limits)
+                    let groups = try reader.readGroups(limits: limits)
+                    let body = try reader.readBlob(bytesMax: limits.payloadBytesMax)
+                    operation = .message(DeliveredMessage(
+                        service: service, messageType: messageType, sender: sender, groups: groups, payload: body))
+                case .state:
+                    let count = try reader.readCount()
+                    var memberships: [(group: GroupName, members: [MemberID])] = []
+                    for _ in 0..<count {
+                        let group = try GroupName(try reader.readShortString(), limits: limits)
+                        memberships.append((group, try reader.readMembers(limits: limits)))
+                    }
+                    operation = .state(memberships)
+                }
+                try reader.expectEnd()
+                return (sequence, operation)
+            }
+        }.get()
+    }
+}

@@ -1,0 +1,625 @@
+public import CohortCore
+import Foundation
+
+/// A deterministic simulation of daemons running the ``GroupService`` (light-weight groups over
+/// the ``TotemRing`` membership and ordering protocol) and their clients, over a faulty network: one 64-bit seed decides everything (the options too, in swarm
+/// mode), so a failing run replays exactly from its seed.
+///
+/// The network loses, duplicates and delays messages (a base delay plus an exponentially
+/// distributed one, so messages overtake each other); faults partition the daemons (isolate
+/// one, split in two, random components), merge components, crash daemons and restart them
+/// with a new incarnation. A run has two phases (after TigerBeetle's VOPR): a *safety* phase with
+/// faults and client traffic, then a *liveness* phase that heals the network and requires the
+/// live daemons to converge on one ring within a bounded time. The EVS checker judges the
+/// daemons' delivery logs, and the clients' (order, integrity, at-most-once); a few properties
+/// are checked online, on every delivery and install, and so are group views (members that
+/// install a view with one identifier see the same members; a view reaches only its members; a
+/// client receives a group's messages only while it is a member).
+public struct ClusterSimulation: Sendable {
+    /// What a run does; ``swarm(seed:daemons:)`` draws them from the seed.
+    public struct Options: Sendable, Hashable, CustomStringConvertible {
+        /// Daemons at the start.
+        public var daemons = 5
+        /// Clients, spread over the daemons round-robin.
+        public var clients = 10
+        /// Probability that a message is lost.
+        public var lossRate = 0.02
+        /// Probability that a message is delivered twice.
+        public var duplicateRate = 0.01
+        /// Fixed part of a message's delay, in milliseconds.
+        public var delayBaseMilliseconds = 1.0
+        /// Mean of the exponential part of a message's delay, in milliseconds.
+        public var delayMeanMilliseconds = 1.0
+        /// Longest delay of a message, in milliseconds.
+        public var delayMaxMilliseconds = 40.0
+        /// Each daemon submits a client item about this often, in milliseconds.
+        public var submitIntervalMilliseconds = 5.0
+        /// Length of the safety phase, in milliseconds.
+        public var safetyMilliseconds: UInt64 = 2_000
+        /// Time the liveness phase allows for convergence, in milliseconds.
+        public var livenessMilliseconds: UInt64 = 4_000
+        /// Mean time between faults, in milliseconds; 0 disables faults.
+        public var faultIntervalMilliseconds = 250.0
+        /// Partition faults (isolate, split, random components) and merges.
+        public var partitions = true
+        /// Crash and restart faults.
+        public var crashes = true
+
+        /// Default options.
+        public init() {}
+
+        /// Options drawn from `seed` (swarm testing: each seed exercises a different mix).
+        public static func swarm(seed: UInt64, daemons: Int? = nil, clients: Int? = nil) -> Options {
+            var random = SeededRandom(seed: seed ^ 0x5157_4152_4D00_0000)
+            var options = Options()
+            options.daemons = daemons ?? [2, 3, 3, 4, 5, 5, 6, 7].randomElement(using: &random)!
+            options.clients = clients ?? options.daemons * [1, 2, 3].randomElement(using: &random)!
+            options.lossRate = [0, 0.01, 0.02, 0.05, 0.1].randomElement(using: &random)!
+            options.duplicateRate = [0, 0, 0.01, 0.05].randomElement(using: &random)!
+            options.delayMeanMilliseconds = [0.2, 1, 2, 5].randomElement(using: &random)!
+            options.submitIntervalMilliseconds = [1, 3, 10, 30].randomElement(using: &random)!
+            options.faultIntervalMilliseconds = [100, 200, 400, 800].randomElement(using: &random)!
+            options.partitions = random.next() % 4 != 0
+            options.crashes = random.next() % 3 != 0
+            if !options.partitions && !options.crashes { options.partitions = true }
+            return options
+        }
+
+        public var description: String {
+            "daemons=\(daemons) clients=\(clients) loss=\(lossRate) duplicate=\(duplicateRate) delay=\(delayBaseMilliseconds)+exp(\(delayMeanMilliseconds))ms submit=\(submitIntervalMilliseconds)ms faults=\(faultIntervalMilliseconds)ms partitions=\(partitions) crashes=\(crashes)"
+        }
+    }
+
+    /// What a run did, and what broke.
+    public struct Summary: Sendable, Hashable {
+        /// The seed.
+        public var seed: UInt64
+        /// The options the run used.
+        public var options: Options
+        /// Broken properties (empty when every one holds).
+        public var violations: [EVSViolation] = []
+        /// Partition faults injected.
+        public var partitions = 0
+        /// Merges (healing a partition).
+        public var merges = 0
+        /// Crashes.
+        public var crashes = 0
+        /// Restarts.
+        public var restarts = 0
+        /// Faults injected while a membership change was running.
+        public var cascades = 0
+        /// Client messages sent.
+        public var messagesSubmitted = 0
+        /// Client messages delivered, summed over clients.
+        public var messagesDelivered = 0
+        /// Ordered items (client operations and state exchanges) delivered, summed over daemons.
+        public var itemsDelivered = 0
+        /// Group views delivered, summed over clients.
+        public var viewsDelivered = 0
+        /// Regular configurations installed, summed over daemons.
+        public var installs = 0
+        /// Peer messages sent (a broadcast counts once per receiver).
+        public var peerMessages = 0
+        /// Peer messages the daemons dropped as malformed or out of protocol.
+        public var droppedPeerMessages = 0
+        /// The same, by reason.
+        public var droppedByReason: [String: Int] = [:]
+        /// Milliseconds from healing the network to one ring of all live daemons, if reached.
+        public var convergenceMilliseconds: UInt64?
+
+        /// An empty summary of a run of `seed`.
+        public init(seed: UInt64, options: Options) {
+            self.seed = seed
+            self.options = options
+        }
+
+        /// Adds another run's counts and violations to these.
+        public mutating func accumulate(_ other: Summary) {
+            violations += other.violations
+            partitions += other.partitions
+            merges += other.merges
+            crashes += other.crashes
+            restarts += other.restarts
+            cascades += other.cascades
+            messagesSubmitted += other.messagesSubmitted
+            messagesDelivered += other.messagesDelivered
+            itemsDelivered += other.itemsDelivered
+            viewsDelivered += other.viewsDelivered
+            installs += other.installs
+            peerMessages += other.peerMessages
+            droppedPeerMessages += other.droppedPeerMessages
+            droppedByReason.merge(other.droppedByReason, uniquingKeysWith: +)
+        }
+    }
+
+    private func makeRing(_ daemon: DaemonID) -> GroupService {
+        var settings = ringSettings
+        settings.daemon = daemon
+        var service = try! GroupService(ring: settings)
+        service.reportsOrder = true
+        return service
+    }
+
+    private enum Event: Sendable {
+        case start(node: Int, incarnation: UInt64)
+        case deliver(from: Int, to: Int, incarnation: UInt64, message: PeerMessage)
+        case timer(node: Int, incarnation: UInt64, timer: TotemRing.Timer)
+        case client(Int)
+        case fault
+        case heal
+        case check
+    }
+
+    private struct Node {
+        var name: String
+        var incarnation: UInt64
+        var ring: GroupService?
+        var component = 0
+        var lastLoggedSend: UInt64 = 0
+        var intakePaused = false
+        var id: DaemonID { DaemonID(name: name, incarnation: incarnation) }
+        var process: String { id.description }
+    }
+
+    /// The seed.
+    public let seed: UInt64
+    /// The options.
+    public let options: Options
+    /// Ring settings for every daemon (the daemon's identity is filled in per daemon).
+    public var ringSettings = TotemRing.Settings(daemon: DaemonID(name: "template", incarnation: 0))
+
+    private var random: SeededRandom
+    private var queue = EventQueue<Event>()
+    private var nodes: [Node] = []
+    private var now: UInt64 = 0
+    private var logs: [String: [EVSEvent]] = [:]
+    private var summary: Summary
+    private var healed = false
+    private var stableChecks = 0
+    private var done = false
+    private var online = OnlineEVSMonitor()
+    private let traceMember = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE_MEMBER"]
+    private var clients: [Client] = []
+    private var clientLogs: [String: [EVSEvent]] = [:]
+    private var views = GroupViewMonitor()
+    /// Clients with an open session: a daemon delivers nothing to a session that is gone.
+    private var connected: Set<MemberID> = []
+    private static let groupNames = ["g1", "g2", "g3"].map { try! GroupName($0) }
+
+    /// A simulated client: connected to one daemon, in some groups, sending.
+    private struct Client {
+        var name: String
+        var daemon: Int
+        /// The daemon incarnation it is connected to, if connected.
+        var incarnation: UInt64?
+        var member: MemberID?
+        var sent: UInt64 = 0
+        /// Groups it asked to join and has not left.
+        var joined: Set<GroupName> = []
+    }
+
+    /// A simulation of `options` driven by `seed`.
+    public init(seed: UInt64, options: Options) {
+        self.seed = seed
+        self.options = options
+        self.random = SeededRandom(seed: seed)
+        self.summary = Summary(seed: seed, options: options)
+    }
+
+    /// Runs the simulation to its end and returns what happened.
+    public mutating func run() -> Summary {
+        setUp()
+        if options.faultIntervalMilliseconds > 0 {
+            queue.push(.fault, at: milliseconds(100 + exponential(options.faultIntervalMilliseconds)))
+        }
+        queue.push(.heal, at: milliseconds(Double(options.safetyMilliseconds)))
+        let end = milliseconds(Double(options.safetyMilliseconds + options.livenessMilliseconds))
+        let trace = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE"] != nil
+        var events = 0
+        while !done, let (time, event) = queue.pop() {
+            guard time <= end else { break }
+            events += 1
+            if trace, events % 20_000 == 0 {
+                print("t=\(time / 1_000_000)ms events=\(events) queue=\(queue.count) \(nodes.map { $0.ring?.ring.debugState ?? "crashed" })")
+            }
+            now = time
+            handle(event)
+        }
+        return finish()
+    }
+
+    private mutating func setUp() {
+        for index in 0..<options.daemons {
+            var node = Node(name: "d\(index + 1)", incarnation: 1)
+            node.ring = makeRing(node.id)
+            nodes.append(node)
+            queue.push(.start(node: index, incarnation: 1), at: milliseconds(Double(random.next() % 20)))
+        }
+        for index in 0..<options.clients {
+            clients.append(Client(name: "c\(index + 1)", daemon: index % options.daemons))
+            queue.push(.client(index), at: milliseconds(30 + exponential(options.submitIntervalMilliseconds)))
+        }
+    }
+
+    private mutating func finish() -> Summary {
+        if summary.convergenceMilliseconds == nil {
+            let states = nodes.compactMap { node in node.ring.map { "\(node.process): \($0.ring.debugState)" } }
+            summary.violations.append(EVSViolation(
+                property: "liveness",
+                detail: "no single ring of the live daemons \(options.livenessMilliseconds) ms after healing; \(states.joined(separator: "; "))"))
+        }
+        for node in nodes {
+            if let service = node.ring {
+                summary.droppedPeerMessages += service.ring.statistics.droppedPeerMessages + service.droppedItems
+                summary.droppedByReason.merge(service.ring.statistics.droppedByReason, uniquingKeysWith: +)
+            }
+        }
+        summary.violations += online.violations
+        summary.violations += views.violations
+        summary.violations += EVSChecker(logs: logs, quiescent: done).violations()
+        // Clients: at-most-once, integrity, FIFO, causal and agreed order (their logs hold no
+        // configurations, so the configuration properties are the daemons').
+        summary.violations += EVSChecker(logs: clientLogs, quiescent: false).violations().map {
+            EVSViolation(property: "client-\($0.property)", detail: $0.detail)
+        }
+        return summary
+    }
+
+    // MARK: - Events
+
+    private mutating func handle(_ event: Event) {
+        switch event {
+        case .start(let index, let incarnation):
+            guard nodes[index].incarnation == incarnation, nodes[index].ring != nil else { return }
+            perform(index, nodes[index].ring!.on(.start, now: instant))
+        case .deliver(let from, let to, let incarnation, let message):
+            guard nodes[to].incarnation == incarnation, nodes[to].ring != nil,
+                  nodes[from].component == nodes[to].component
+            else { return }
+            perform(to, nodes[to].ring!.on(.peer(message), now: instant))
+        case .timer(let index, let incarnation, let timer):
+            guard nodes[index].incarnation == incarnation, nodes[index].ring != nil else { return }
+            perform(index, nodes[index].ring!.on(.timerFired(timer), now: instant))
+        case .client(let index):
+            guard !healed else { return }
+            clientStep(index)
+            queue.push(.client(index), at: now + milliseconds(exponential(options.submitIntervalMilliseconds)) + 1)
+        case .fault:
+            guard !healed else { return }
+            injectFault()
+            queue.push(.fault, at: now + milliseconds(exponential(options.faultIntervalMilliseconds)) + 1)
+        case .heal:
+            healed = true
+            if nodes.contains(where: { $0.component != 0 }) { summary.merges += 1 }
+            for index in nodes.indices { nodes[index].component = 0 }
+            queue.push(.check, at: now + milliseconds(10))
+        case .check:
+            checkConvergence()
+            if !done { queue.push(.check, at: now + milliseconds(10)) }
+        }
+    }
+
+    private mutating func checkConvergence() {
+        let live = nodes.filter { $0.ring != nil }
+        let ids = live.map(\.id).sorted()
+        let converged = live.allSatisfy { node in
+            node.ring!.isStable && node.ring!.ring.configuration?.members == ids
+                && node.ring!.ring.configuration?.ring == live[0].ring!.ring.configuration?.ring
+        }
+        guard converged else { stableChecks = 0; return }
+        if summary.convergenceMilliseconds == nil {
+            summary.convergenceMilliseconds = (now - milliseconds(Double(options.safetyMilliseconds))) / 1_000_000
+        }
+        // Quiescent once nothing waits and everything is delivered, twice in a row.
+        if live.allSatisfy({ $0.ring!.ring.isIdle }) { stableChecks += 1 } else { stableChecks = 0 }
+        if stableChecks >= 3 { done = true }
+    }
+
+    // MARK: - Faults
+
+    private mutating func injectFault() {
+        let live = nodes.indices.filter { nodes[$0].ring != nil }
+        let crashed = nodes.indices.filter { nodes[$0].ring == nil }
+        if nodes.contains(where: { $0.ring.map { !$0.isStable } ?? false }) { summary.cascades += 1 }
+        var kinds: [String] = []
+        if options.partitions { kinds += ["isolate", "split", "components", "merge", "merge"] }
+        if options.crashes {
+            if live.count > 1 { kinds.append("crash") }
+            if !crashed.isEmpty { kinds += ["restart", "restart"] }
+        }
+        guard let kind = kinds.randomElement(using: &random) else { return }
+        switch kind {
+        case "isolate":
+            let victim = nodes.indices.randomElement(using: &random)!
+            nodes[victim].component = (nodes.map(\.component).max() ?? 0) + 1
+            summary.partitions += 1
+        case "split":
+            for index in nodes.indices { nodes[index].component = Int(random.next() % 2) }
+            summary.partitions += 1
+        case "components":
+            let count = UInt64(2 + random.next() % 2)
+            for index in nodes.indices { nodes[index].component = Int(random.next() % count) }
+            summary.partitions += 1
+        case "merge":
+            if Set(nodes.map(\.component)).count > 1 { summary.merges += 1 }
+            for index in nodes.indices { nodes[index].component = 0 }
+        case "crash":
+            let victim = live.randomElement(using: &random)!
+            nodes[victim].ring = nil
+            logs[nodes[victim].process, default: []].append(.crash)
+            connected = connected.filter { $0.daemon != nodes[victim].name }
+            summary.crashes += 1
+        case "restart":
+            let index = crashed.randomElement(using: &random)!
+            nodes[index].incarnation += 1
+            nodes[index].lastLoggedSend = 0
+            nodes[index].intakePaused = false
+            nodes[index].ring = makeRing(nodes[index].id)
+            queue.push(.start(node: index, incarnation: nodes[index].incarnation), at: now + 1)
+            summary.restarts += 1
+        default:
+            break
+        }
+    }
+
+    // MARK: - Actions
+
+    private mutating func perform(_ index: Int, _ actions: [GroupService.Action]) {
+        let process = nodes[index].process
+        for action in actions {
+            switch action {
+            case .broadcast(let message):
+                logSend(index, message)
+                for target in nodes.indices where target != index && nodes[target].ring != nil {
+                    transmit(message, from: index, to: target)
+                }
+            case .send(let message, let to):
+                guard let target = nodes.firstIndex(where: { $0.id == to && $0.ring != nil }) else { continue }
+                transmit(message, from: index, to: target)
+            case .armTimer(let timer, let after):
+                queue.push(.timer(node: index, incarnation: nodes[index].incarnation, timer: timer), at: now + nanoseconds(after))
+            case .ordered(let origin, let service):
+                let message = EVSMessage(sender: origin.daemon.description, sequence: origin.sequence, service: service)
+                summary.itemsDelivered += 1
+                online.deliver(message, at: process)
+                logs[process, default: []].append(.deliver(message))
+            case .configuration(let configuration):
+                if traceMember != nil { print("t=\(now / 1_000) \(process) install \(configuration)") }
+                if !configuration.isTransitional { summary.installs += 1 }
+                let logged = EVSConfiguration(
+                    id: configuration.description, members: Set(configuration.members.map(\.description)),
+                    transitional: configuration.isTransitional)
+                online.install(logged, at: process)
+                logs[process, default: []].append(.install(logged))
+            case .pauseIntake(let paused):
+                nodes[index].intakePaused = paused
+            case .view(let view, var recipients):
+                recipients.removeAll { !connected.contains($0) }
+                if traceMember != nil, recipients.contains(where: { $0.description == traceMember }) {
+                    print("t=\(now / 1_000) \(process) view \(view.group) \(view.viewID) \(view.cause) trans=\(view.transitional) \(view.members)")
+                }
+                for member in recipients {
+                    summary.viewsDelivered += 1
+                    views.view(view, at: member)
+                }
+            case .message(let message, var recipients, _):
+                recipients.removeAll { !connected.contains($0) }
+                if traceMember != nil, recipients.contains(where: { $0.description == traceMember }) {
+                    print("t=\(now / 1_000) \(process) message \(message.sender) \(message.groups)")
+                }
+                for member in recipients {
+                    summary.messagesDelivered += 1
+                    let before = views.violations.count
+                    views.message(message, at: member)
+                    if traceMember != nil, views.violations.count > before, before < 3 {
+                        print("t=\(now / 1_000) VIOLATION at \(process): \(views.violations.last!)")
+                    }
+                    clientLogs[member.description, default: []].append(.deliver(Self.clientMessage(message)))
+                }
+            case .droppedItem:
+                break
+            }
+        }
+    }
+
+    // MARK: - Clients
+
+    /// One step of a client: connect, join, leave, send or disconnect.
+    private mutating func clientStep(_ index: Int) {
+        var client = clients[index]
+        let node = nodes[client.daemon]
+        defer { clients[index] = client }
+        guard node.ring != nil else { return }
+        guard client.incarnation == node.incarnation, let member = client.member else {
+            // (Re)connect to the daemon's current incarnation, once its earlier session is gone
+            // from the groups (a daemon refuses a private name still in use).
+            let candidate = try! MemberID(name: client.name, daemon: node.name)
+            guard node.ring!.table.groupCount(of: candidate) == 0 else { return }
+            client.incarnation = node.incarnation
+            client.member = try! MemberID(name: client.name, daemon: node.name)
+            client.joined = []
+            views.connected(client.member!)
+            connected.insert(client.member!)
+            return
+        }
+        guard !node.intakePaused else { return }
+        let roll = random.next() % 100
+        let event: GroupService.Event
+        if client.joined.isEmpty || roll < 8 {
+            let group = Self.groupNames.randomElement(using: &random)!
+            client.joined.insert(group)
+            event = .join(member, group)
+        } else if roll < 11 {
+            let group = client.joined.sorted().randomElement(using: &random)!
+            client.joined.remove(group)
+            event = .leave(member, group)
+        } else if roll < 12 {
+            client.member = nil
+            client.incarnation = nil
+            views.disconnected(member)
+            connected.remove(member)
+            event = .disconnect(member)
+        } else {
+            client.sent += 1
+            let service: ServiceLevel = [.reliable, .fifo, .causal, .agreed, .agreed, .safe].randomElement(using: &random)!
+            let group = client.joined.sorted().randomElement(using: &random)!
+            var payload = withUnsafeBytes(of: client.sent.bigEndian, Array.init)
+            payload += [UInt8](repeating: 0x5A, count: Int(random.next() % 64))
+            let message = DeliveredMessage(
+                service: ServiceType(service), messageType: 0, sender: member, groups: [group], payload: payload)
+            summary.messagesSubmitted += 1
+            clientLogs[member.description, default: []].append(.send(Self.clientMessage(message)))
+            event = .multicast(message)
+        }
+        if traceMember == member.description { print("t=\(now / 1_000) \(member) does \(event)") }
+        perform(client.daemon, nodes[client.daemon].ring!.on(event, now: instant))
+    }
+
+    static func clientMessage(_ message: DeliveredMessage) -> EVSMessage {
+        EVSMessage(
+            sender: message.sender.description, sequence: message.payload.prefix(8).reduce(0) { $0 << 8 | UInt64($1) },
+            service: message.service.level)
+    }
+
+    /// Logs the first broadcast of each of the daemon's own client items as its send.
+    private mutating func logSend(_ index: Int, _ message: PeerMessage) {
+        guard case .packet(let packet) = message, packet.sender == nodes[index].id,
+              case .items(let items) = packet.content
+        else { return }
+        for item in items {
+            let counter = Self.counter(of: item)
+            guard counter > nodes[index].lastLoggedSend else { continue }
+            nodes[index].lastLoggedSend = counter
+            let sent = EVSMessage(sender: nodes[index].process, sequence: counter, service: item.service)
+            online.send(sent, at: nodes[index].process)
+            logs[nodes[index].process, default: []].append(.send(sent))
+        }
+    }
+
+    private mutating func transmit(_ message: PeerMessage, from: Int, to: Int) {
+        guard nodes[from].component == nodes[to].component else { return }
+        summary.peerMessages += 1
+        if from != to, unit() < options.lossRate { return }
+        let copies = from != to && unit() < options.duplicateRate ? 2 : 1
+        for _ in 0..<copies {
+            let delay = from == to ? 0.01 : min(options.delayMaxMilliseconds,
+                                                options.delayBaseMilliseconds + exponential(options.delayMeanMilliseconds))
+            queue.push(.deliver(from: from, to: to, incarnation: nodes[to].incarnation, message: message),
+                       at: now + milliseconds(delay))
+        }
+    }
+
+    static func counter(of item: RingItem) -> UInt64 {
+        item.payload.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    // MARK: - Time and randomness
+
+    private var instant: Instant { Instant(nanoseconds: now) }
+    private func milliseconds(_ value: Double) -> UInt64 { UInt64(value * 1_000_000) }
+    private func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+    private mutating func unit() -> Double { Double(random.next() >> 11) / Double(1 << 53) }
+    private mutating func exponential(_ mean: Double) -> Double { -mean * Foundation.log(1 - unit()) }
+}
+
+
+// MARK: - Membership change cost
+
+extension ClusterSimulation {
+    /// The simulated cost of daemon membership changes and of steady-state ordering.
+    public struct MembershipCost: Sendable, Hashable {
+        /// Daemons in the full configuration.
+        public var daemons: Int
+        /// Peer messages sent per client message delivered (to one client), in steady state.
+        public var peerMessagesPerClientMessage: Double
+        /// Peer messages per ordered item (client operations), in steady state.
+        public var peerMessagesPerItem: Double
+        /// One daemon cut off: milliseconds until the others run a new configuration and its
+        /// group state is exchanged (including the token loss timeout that detects the cut).
+        public var partitionMilliseconds: Double
+        /// The same, counted from the first daemon to start gathering (the protocol alone).
+        public var partitionAfterDetectionMilliseconds: Double
+        /// Peer messages from the cut to the new configuration.
+        public var partitionMessages: Int
+        /// The cut healed: milliseconds until all daemons run one configuration, exchanged.
+        public var mergeMilliseconds: Double
+        /// Peer messages from the heal to the merged configuration.
+        public var mergeMessages: Int
+    }
+
+    /// Measures membership changes among `daemons` daemons on a network without loss, every
+    /// message taking 1 ms: one daemon is cut off, then the cut heals.
+    public static func membershipCost(daemons: Int, seed: UInt64 = 1) -> MembershipCost {
+        var options = Options()
+        options.daemons = daemons
+        options.clients = 2 * daemons
+        options.lossRate = 0
+        options.duplicateRate = 0
+        options.delayBaseMilliseconds = 1
+        options.delayMeanMilliseconds = 0
+        options.submitIntervalMilliseconds = 4
+        options.faultIntervalMilliseconds = 0
+        var simulation = ClusterSimulation(seed: seed, options: options)
+        return simulation.measureMembershipCost()
+    }
+
+    private mutating func advance(untilMilliseconds limit: Double, until condition: (Self) -> Bool = { _ in false }) {
+        let end = milliseconds(limit)
+        while let next = queue.nextTime, next <= end {
+            let (time, event) = queue.pop()!
+            now = time
+            handle(event)
+            if condition(self) { return }
+        }
+        now = max(now, end)
+    }
+
+    private func stable(members count: Int, component: Int) -> Bool {
+        let live = nodes.filter { $0.ring != nil && $0.component == component }
+        guard let ring = live.first?.ring?.ring.configuration?.ring else { return false }
+        return live.allSatisfy { node in
+            node.ring!.isStable && node.ring!.ring.configuration?.ring == ring
+                && node.ring!.ring.configuration?.members.count == count
+        }
+    }
+
+    private mutating func measureMembershipCost() -> MembershipCost {
+        let count = options.daemons
+        setUp()
+        advance(untilMilliseconds: 500)
+        // Steady state: clients join and send for one second.
+        let messages0 = summary.peerMessages, delivered0 = summary.messagesDelivered, items0 = summary.itemsDelivered
+        advance(untilMilliseconds: 1_500)
+        let steadyMessages = Double(summary.peerMessages - messages0)
+        let perClientMessage = steadyMessages / Double(max(1, summary.messagesDelivered - delivered0))
+        let perItem = steadyMessages / (Double(max(1, summary.itemsDelivered - items0)) / Double(count))
+        // Quiet, then cut the last daemon off.
+        healed = true
+        advance(untilMilliseconds: 2_000)
+        let cutAt = now, cutMessages = summary.peerMessages
+        let gathers0 = nodes.map { $0.ring!.ring.statistics.gathers }
+        nodes[count - 1].component = 1
+        var firstGather: UInt64?
+        advance(untilMilliseconds: 4_000) { simulation in
+            if firstGather == nil, zip(simulation.nodes, gathers0).contains(where: { $0.ring!.ring.statistics.gathers > $1 }) {
+                firstGather = simulation.now
+            }
+            return simulation.stable(members: count - 1, component: 0)
+        }
+        let partitionTime = Double(now - cutAt) / 1e6
+        let afterDetection = Double(now - (firstGather ?? cutAt)) / 1e6
+        let partitionMessages = summary.peerMessages - cutMessages
+        advance(untilMilliseconds: 5_000)
+        let healAt = now, healMessages = summary.peerMessages
+        nodes[count - 1].component = 0
+        advance(untilMilliseconds: 8_000) { $0.stable(members: count, component: 0) }
+        return MembershipCost(
+            daemons: count, peerMessagesPerClientMessage: perClientMessage, peerMessagesPerItem: perItem,
+            partitionMilliseconds: partitionTime, partitionAfterDetectionMilliseconds: afterDetection,
+            partitionMessages: partitionMessages, mergeMilliseconds: Double(now - healAt) / 1e6,
+            mergeMessages: summary.peerMessages - healMessages)
+    }
+}
