@@ -20,9 +20,10 @@ for daemons in $DAEMONS; do
     .build/release/cohort simulate --membership-cost --daemons "$daemons" --seed "$seed" | tail -1 | python3 -c '
 import json, sys
 seed = sys.argv[1]
-for r in json.load(sys.stdin)["membership_cost"]:
-    print(f"{r[\"daemons\"]},{seed},{r[\"peer_messages_per_client_message\"]:.3f},{r[\"peer_messages_per_item\"]:.3f},"
-          f"{r[\"partition_ms\"]:.1f},{r[\"partition_after_detection_ms\"]:.1f},{r[\"partition_messages\"]},{r[\"merge_ms\"]:.1f},{r[\"merge_messages\"]}")
+keys = ["peer_messages_per_client_message", "peer_messages_per_item", "partition_ms", "partition_after_detection_ms",
+        "partition_messages", "merge_ms", "merge_messages"]
+for row in json.load(sys.stdin)["membership_cost"]:
+    print(",".join([str(row["daemons"]), seed] + [str(round(row[key], 3)) for key in keys]))
 ' "$seed" | tee -a "$OUT/membership-cost.csv"
   done
 done

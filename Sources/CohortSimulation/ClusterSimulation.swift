@@ -158,7 +158,14 @@ public struct ClusterSimulation: Sendable {
         var lastLoggedSend: UInt64 = 0
         var intakePaused = false
         var id: DaemonID { DaemonID(name: name, incarnation: incarnation) }
-        var process: String { id.description }
+        /// The daemon's name in the logs (`name/incarnation`), kept rather than rebuilt per event.
+        var process: String
+
+        init(name: String, incarnation: UInt64) {
+            self.name = name
+            self.incarnation = incarnation
+            self.process = DaemonID(name: name, incarnation: incarnation).description
+        }
     }
 
     /// The seed.
@@ -352,6 +359,7 @@ public struct ClusterSimulation: Sendable {
         case "restart":
             let index = crashed.randomElement(using: &random)!
             nodes[index].incarnation += 1
+            nodes[index].process = nodes[index].id.description
             nodes[index].lastLoggedSend = 0
             nodes[index].intakePaused = false
             nodes[index].ring = makeRing(nodes[index].id)
@@ -379,7 +387,9 @@ public struct ClusterSimulation: Sendable {
             case .armTimer(let timer, let after):
                 queue.push(.timer(node: index, incarnation: nodes[index].incarnation, timer: timer), at: now + nanoseconds(after))
             case .ordered(let origin, let service):
-                let message = EVSMessage(sender: origin.daemon.description, sequence: origin.sequence, service: service)
+                let sender = nodes.first { $0.incarnation == origin.daemon.incarnation && $0.name == origin.daemon.name }?.process
+                    ?? origin.daemon.description
+                let message = EVSMessage(sender: sender, sequence: origin.sequence, service: service)
                 summary.itemsDelivered += 1
                 online.deliver(message, at: process)
                 logs[process, default: []].append(.deliver(message))
@@ -416,7 +426,8 @@ public struct ClusterSimulation: Sendable {
                     }
                     clientLogs[member.description, default: []].append(.deliver(Self.clientMessage(message)))
                 }
-            case .droppedItem:
+            case .droppedItem, .refused:
+                // (Clients stop at `pauseIntake`; a refusal would be reported to its client.)
                 break
             }
         }

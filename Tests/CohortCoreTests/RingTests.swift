@@ -205,3 +205,50 @@ struct PeerCodecTests {
         #expect(forged.isEmpty)
     }
 }
+
+@Suite("Ring flow control and group items")
+struct RingFlowControlTests {
+    @Test("client items beyond the limit pause intake, beyond twice the limit are refused; control items never are")
+    func backpressure() throws {
+        var settings = TotemRing.Settings(daemon: DaemonID(name: "a", incarnation: 1))
+        settings.pendingItemsMax = 4
+        var ring = try TotemRing(settings: settings)
+        // Not operational: nothing leaves, everything waits.
+        var actions: [TotemRing.Action] = []
+        for count in 0..<9 {
+            actions += ring.on(.submit(RingItem(service: .agreed, payload: [UInt8(count)])), now: Instant(nanoseconds: 0))
+        }
+        let pauses = actions.compactMap { action -> Bool? in if case .pauseIntake(let paused) = action { paused } else { nil } }
+        let refused = actions.filter { if case .refused = $0 { true } else { false } }
+        #expect(pauses == [true])
+        #expect(refused.count == 1)
+        #expect(ring.pendingCount == 8)
+        _ = ring.on(.submitControl(RingItem(service: .agreed, payload: [99])), now: Instant(nanoseconds: 0))
+        #expect(ring.pendingCount == 9)
+    }
+
+    @Test("group operations round-trip; arbitrary item bytes decode to typed errors, never a trap")
+    func groupItems() throws {
+        let member = try MemberID(name: "c1", daemon: "d1")
+        let group = try GroupName("g")
+        let operations: [GroupOperation] = [
+            .join(member, group), .leave(member, group), .disconnect(member),
+            .message(DeliveredMessage(service: .safe, messageType: 3, sender: member, groups: [group], payload: [1, 2])),
+            .state([(group, [member])]),
+        ]
+        for (index, operation) in operations.enumerated() {
+            let bytes = operation.encoded(sequence: UInt64(index + 1))
+            let decoded = try GroupOperation.decode(bytes, limits: Limits())
+            #expect(decoded.sequence == UInt64(index + 1))
+            #expect(decoded.operation.encoded(sequence: UInt64(index + 1)) == bytes)
+            for cut in 0..<bytes.count {
+                #expect(throws: WireError.self) { try GroupOperation.decode(Array(bytes[..<cut]), limits: Limits()) }
+            }
+        }
+        var random = SeededRandom(seed: 3)
+        for _ in 0..<3_000 {
+            let bytes = (0..<Int.random(in: 0..<48, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            _ = try? GroupOperation.decode(bytes, limits: Limits())
+        }
+    }
+}

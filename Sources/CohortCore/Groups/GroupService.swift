@@ -50,6 +50,9 @@ public struct GroupService: Sendable {
         case droppedItem(WireError)
         /// An item was delivered in the total order (only with ``reportsOrder``; for checkers).
         case ordered(ItemOrigin, ServiceLevel)
+        /// A local client's operation was refused: twice the ring's pending limit waits already
+        /// (intake should have been paused); the client is to be told.
+        case refused(MemberID)
     }
 
     /// Identifies an ordered item: its daemon and that daemon's count of items submitted.
@@ -121,10 +124,11 @@ public struct GroupService: Sendable {
         submitted += 1
         // Every item is ordered (UNRELIABLE to AGREED share the total order); SAFE waits for all.
         let item = RingItem(service: service == .safe ? .safe : .agreed, payload: operation.encoded(sequence: submitted))
-        return drive(.submit(item), now: now)
+        return drive(.submit(item), now: now, client: operation.client)
     }
 
-    private mutating func drive(_ event: TotemRing.Event, now: Instant) -> [Action] {
+    /// Runs the ring on `event`; a refused submission is reported as `client`'s.
+    private mutating func drive(_ event: TotemRing.Event, now: Instant, client: MemberID? = nil) -> [Action] {
         var actions: [Action] = []
         for action in ring.on(event, now: now) {
             switch action {
@@ -132,7 +136,7 @@ public struct GroupService: Sendable {
             case .send(let message, let to): actions.append(.send(message, to: to))
             case .armTimer(let timer, let after): actions.append(.armTimer(timer, after: after))
             case .pauseIntake(let paused): actions.append(.pauseIntake(paused))
-            case .refused: actions.append(.pauseIntake(true))
+            case .refused: if let client { actions.append(.refused(client)) }
             case .deliver(let delivery): onDelivery(delivery, into: &actions)
             case .install(let configuration): onInstall(configuration, now: now, into: &actions)
             }
@@ -258,7 +262,7 @@ public struct GroupService: Sendable {
         let memberships = table.members(on: me.name)
         submitted += 1
         let item = RingItem(service: .agreed, payload: GroupOperation.state(memberships).encoded(sequence: submitted))
-        for action in drive(.submit(item), now: now) { actions.append(action) }
+        for action in drive(.submitControl(item), now: now) { actions.append(action) }
     }
 
     /// The transitional configuration: members of daemons that did not come along leave their
@@ -323,6 +327,15 @@ enum GroupOperation: Sendable {
     case state([(group: GroupName, members: [MemberID])])
 
     private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state }
+
+    /// The client the operation comes from (none for a state item).
+    var client: MemberID? {
+        switch self {
+        case .join(let member, _), .leave(let member, _), .disconnect(let member): member
+        case .message(let message): message.sender
+        case .state: nil
+        }
+    }
 
     /// The item payload: the submitting daemon's item number, then the operation.
     func encoded(sequence: UInt64) -> [UInt8] {

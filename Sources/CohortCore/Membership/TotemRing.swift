@@ -78,6 +78,9 @@ public struct TotemRing: Sendable {
         case timerFired(Timer)
         /// A client operation to order.
         case submit(RingItem)
+        /// An item of the layer above itself (the group service's state exchange): queued like a
+        /// client item — numbered items leave in the order they were submitted — but never refused.
+        case submitControl(RingItem)
     }
 
     /// Timers the ring asks its driver for.
@@ -159,10 +162,9 @@ public struct TotemRing: Sendable {
             self.members = members
         }
 
+        /// Keeps a packet not seen before; `false` for a duplicate or one already delivered.
         mutating func store(_ packet: RingPacket) -> Bool {
-            guard packet.sequence > delivered, packet.sequence > aru || packets[packet.sequence] == nil,
-                  packets[packet.sequence] == nil
-            else { return false }
+            guard packet.sequence > delivered, packets[packet.sequence] == nil else { return false }
             packets[packet.sequence] = packet
             high = max(high, packet.sequence)
             while packets[aru + 1] != nil { aru += 1 }
@@ -262,12 +264,11 @@ public struct TotemRing: Sendable {
                 actions.append(.refused(item))
             } else {
                 pending.append(item)
-                if let token = heldToken {
-                    heldToken = nil
-                    deadlines[.tokenHold] = nil
-                    releaseToken(token, now: now, into: &actions)
-                }
+                releaseHeldToken(now: now, into: &actions)
             }
+        case .submitControl(let item):
+            pending.append(item)
+            releaseHeldToken(now: now, into: &actions)
         }
         let shouldPause = pendingCount >= settings.pendingItemsMax
         if shouldPause != intakePaused, shouldPause || pendingCount <= settings.pendingItemsMax / 2 {
@@ -275,6 +276,13 @@ public struct TotemRing: Sendable {
             actions.append(.pauseIntake(shouldPause))
         }
         return actions
+    }
+
+    private mutating func releaseHeldToken(now: Instant, into actions: inout [Action]) {
+        guard let token = heldToken else { return }
+        heldToken = nil
+        deadlines[.tokenHold] = nil
+        releaseToken(token, now: now, into: &actions)
     }
 
     private mutating func arm(_ timer: Timer, after: Duration, now: Instant, into actions: inout [Action]) {
@@ -875,8 +883,7 @@ public struct RingDelivery: Hashable, Sendable {
 extension TotemRing {
     /// Operational, nothing waiting for the token, everything received delivered.
     public var isIdle: Bool {
-        isOperational && pendingCount == 0 && regular.delivered == regular.high && heldToken != nil || (
-            isOperational && pendingCount == 0 && regular.delivered == regular.high && regular.aru == regular.high)
+        isOperational && pendingCount == 0 && regular.aru == regular.high && regular.delivered == regular.high
     }
 
     /// A one-line account of the ring's state, for failure reports.
