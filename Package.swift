@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "CohortSecurity", targets: ["CohortSecurity"]),
         .library(name: "CohortTransport", targets: ["CohortTransport"]),
         .library(name: "CohortDaemon", targets: ["CohortDaemon"]),
+        .library(name: "CohortCluster", targets: ["CohortCluster"]),
         .library(name: "Cohort", targets: ["Cohort"]),
         .executable(name: "cohortd", targets: ["cohortd"]),
         .executable(name: "cohort", targets: ["cohort"]),
@@ -102,6 +103,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Local clusters of real daemon processes: `cohort cluster`, demos, experiments, tests.
+        .target(
+            name: "CohortCluster",
+            dependencies: ["Cohort", "CohortCore", "CohortDaemon", "CohortTransport"],
+            swiftSettings: strictSettings
+        ),
+
         .executableTarget(
             name: "cohortd",
             dependencies: [
@@ -119,6 +127,7 @@ let package = Package(
             name: "cohort",
             dependencies: [
                 "Cohort",
+                "CohortCluster",
                 "CohortCore",
                 "CohortDaemon",
                 "CohortSecurity",
@@ -146,6 +155,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        .executableTarget(
+            name: "cohort-membership-bench",
+            dependencies: ["CohortCluster", "CohortDaemon"],
+            path: "Experiments/MembershipBenchmark",
+            swiftSettings: strictSettings
+        ),
+
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
         .testTarget(name: "CohortSimulationTests", dependencies: ["CohortSimulation", "CohortCore"], swiftSettings: strictSettings),
         .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CohortSimulation", "CGMP"], swiftSettings: strictSettings),
@@ -153,7 +169,9 @@ let package = Package(
             name: "CohortEndToEndTests",
             dependencies: [
                 "Cohort",
+                "CohortCluster",
                 "CohortCore",
+                "CohortSimulation",
                 "CohortDaemon",
                 "CohortSecurity",
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -104,16 +104,40 @@ public enum CohortClient {
         of address: DaemonAddress, architecture: Architecture = .plain,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> DaemonStatus {
-        var options = ConnectionOptions(name: "status-\(UInt32.random(in: 0...UInt32.max))")
+        try await request(.statusRequest, named: "status", at: address, architecture: architecture, eventLoopGroup: eventLoopGroup)
+    }
+
+    /// Sends one request under a throw-away private name (no membership notifications) and
+    /// returns the status the daemon answers with; a non-fatal error answer is thrown.
+    private static func request(
+        _ frame: ClientFrame, named prefix: String, at address: DaemonAddress, architecture: Architecture,
+        eventLoopGroup: any EventLoopGroup
+    ) async throws -> DaemonStatus {
+        var options = ConnectionOptions(name: "\(prefix)-\(UInt32.random(in: 0...UInt32.max))")
         options.wantsMembership = false
         options.architecture = architecture
         return try await withConnection(to: address, options: options, eventLoopGroup: eventLoopGroup) { connection in
-            try await connection.requestStatus()
+            try await connection.send(frame)
             for try await event in connection.events {
-                if case .status(let status) = event { return status }
+                switch event {
+                case .status(let status): return status
+                case .error(let code, let reason): throw CohortError.daemonError(code, reason: reason)
+                case .message, .view: continue
+                }
             }
             throw CohortError.disconnected
         }
+    }
+
+    /// Fault injection: tells the daemon at `address` (started with `--fault-injection`) to drop
+    /// every protocol message to and from the daemons named in `peers` (empty heals); returns
+    /// its status afterwards. Throws ``CohortError/daemonError(_:reason:)`` with
+    /// ``ErrorCode/notPermitted`` when the daemon does not allow it.
+    public static func dropPeers(
+        _ peers: [String], at address: DaemonAddress, architecture: Architecture = .plain,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> DaemonStatus {
+        try await request(.dropPeers(peers), named: "fault", at: address, architecture: architecture, eventLoopGroup: eventLoopGroup)
     }
 }
 
@@ -188,6 +212,12 @@ public final class CohortConnection: Sendable {
     /// Asks the daemon for its status; the answer arrives as ``CohortEvent/status(_:)``.
     public func requestStatus() async throws { try await send(.statusRequest) }
 
+    /// Fault injection (daemons started with `--fault-injection` only): the daemon drops every
+    /// protocol message to and from the named peer daemons until told otherwise (an empty list
+    /// heals). The answer arrives as ``CohortEvent/status(_:)``, or as an
+    /// ``CohortEvent/error(_:reason:)`` with ``ErrorCode/notPermitted``.
+    public func dropPeers(_ peers: [String]) async throws { try await send(.dropPeers(peers)) }
+
     /// Ends the session gracefully; ``events`` then finishes.
     public func disconnect() async throws {
         try await send(.disconnect)
@@ -196,7 +226,7 @@ public final class CohortConnection: Sendable {
 
     // MARK: - Internals
 
-    private func send(_ frame: ClientFrame) async throws {
+    fileprivate func send(_ frame: ClientFrame) async throws {
         try await send(CollectionOfOne(frame))
     }
 

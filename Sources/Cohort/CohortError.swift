@@ -20,6 +20,8 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
     case protocolViolation(String)
     /// The security architecture refused a message.
     case refused(String)
+    /// The daemon answered a request with a non-fatal error.
+    case daemonError(ErrorCode, reason: String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,7 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
         case .connectFailed(let address, let reason): "cannot connect to \(address): \(reason)"
         case .protocolViolation(let reason): "protocol violation by the daemon: \(reason)"
         case .refused(let reason): "refused by the security architecture: \(reason)"
+        case .daemonError(let code, let reason): "daemon refused the request (\(code)): \(reason)"
         }
     }
 }

@@ -64,13 +64,110 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var metricsPort: Int?
     /// Log level: trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"
+    /// Timing and bounds of the daemons' membership protocol and links.
+    public var membership = Membership()
+
+    /// Timing and bounds of the membership and ordering protocol (Totem, `docs/membership.md`)
+    /// and of the links between daemons. Every daemon of a server group must use the same.
+    public struct Membership: Codable, Sendable, Equatable {
+        /// Without a token for this long, a daemon starts a membership change (failure
+        /// detection: the time to notice a crashed or partitioned daemon).
+        public var tokenLossMilliseconds: Int = 500
+        /// An idle ring's representative holds the token this long.
+        public var tokenHoldMilliseconds: Int = 10
+        /// A member resends a token it forwarded after this long without progress.
+        public var tokenRetransmitMilliseconds: Int = 100
+        /// A gathering daemon rebroadcasts its join message this often.
+        public var joinMilliseconds: Int = 30
+        /// A gathering daemon gives up on daemons it has no consensus with after this long.
+        public var consensusMilliseconds: Int = 300
+        /// The representative announces its ring this often, so separated components merge.
+        public var mergeDetectMilliseconds: Int = 100
+        /// Client operations are packed into ring packets of up to this many bytes.
+        public var packetBytesMax: Int = 32 * 1024
+        /// Most packets a daemon broadcasts per token visit.
+        public var packetsPerToken: Int = 16
+        /// Most packets outstanding on the ring.
+        public var windowPackets: Int = 128
+        /// Operations waiting for the token above which a daemon pauses client input.
+        public var pendingItemsMax: Int = 4096
+        /// A link with nothing to send carries a heartbeat this often.
+        public var heartbeatMilliseconds: Int = 100
+        /// An incoming link silent for this long is closed (its dialer reconnects).
+        public var linkIdleMilliseconds: Int = 1000
+
+        /// Defaults (tuned for daemons on one LAN or one machine).
+        public init() {}
+
+        private enum CodingKeys: String, CodingKey {
+            case tokenLossMilliseconds, tokenHoldMilliseconds, tokenRetransmitMilliseconds, joinMilliseconds
+            case consensusMilliseconds, mergeDetectMilliseconds, packetBytesMax, packetsPerToken, windowPackets
+            case pendingItemsMax, heartbeatMilliseconds, linkIdleMilliseconds
+        }
+
+        /// Decodes the section; every key is optional.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Membership()
+            func value(_ key: CodingKeys, _ fallback: Int) throws -> Int {
+                try container.decodeIfPresent(Int.self, forKey: key) ?? fallback
+            }
+            tokenLossMilliseconds = try value(.tokenLossMilliseconds, defaults.tokenLossMilliseconds)
+            tokenHoldMilliseconds = try value(.tokenHoldMilliseconds, defaults.tokenHoldMilliseconds)
+            tokenRetransmitMilliseconds = try value(.tokenRetransmitMilliseconds, defaults.tokenRetransmitMilliseconds)
+            joinMilliseconds = try value(.joinMilliseconds, defaults.joinMilliseconds)
+            consensusMilliseconds = try value(.consensusMilliseconds, defaults.consensusMilliseconds)
+            mergeDetectMilliseconds = try value(.mergeDetectMilliseconds, defaults.mergeDetectMilliseconds)
+            packetBytesMax = try value(.packetBytesMax, defaults.packetBytesMax)
+            packetsPerToken = try value(.packetsPerToken, defaults.packetsPerToken)
+            windowPackets = try value(.windowPackets, defaults.windowPackets)
+            pendingItemsMax = try value(.pendingItemsMax, defaults.pendingItemsMax)
+            heartbeatMilliseconds = try value(.heartbeatMilliseconds, defaults.heartbeatMilliseconds)
+            linkIdleMilliseconds = try value(.linkIdleMilliseconds, defaults.linkIdleMilliseconds)
+        }
+
+        /// The ring settings for `daemon`; throws if they cannot work together.
+        public func ringSettings(for daemon: DaemonID) throws(ConfigurationError) -> TotemRing.Settings {
+            var ring = TotemRing.Settings(daemon: daemon)
+            ring.tokenLossTimeout = .milliseconds(tokenLossMilliseconds)
+            ring.tokenHold = .milliseconds(tokenHoldMilliseconds)
+            ring.tokenRetransmitInterval = .milliseconds(tokenRetransmitMilliseconds)
+            ring.joinInterval = .milliseconds(joinMilliseconds)
+            ring.consensusTimeout = .milliseconds(consensusMilliseconds)
+            ring.mergeDetectInterval = .milliseconds(mergeDetectMilliseconds)
+            ring.packetBytesMax = packetBytesMax
+            ring.packetsPerTokenMax = packetsPerToken
+            ring.windowPackets = windowPackets
+            ring.pendingItemsMax = pendingItemsMax
+            do { try ring.validate() } catch { throw .invalid("membership: \(error)") }
+            return ring
+        }
+
+        /// Checks the values.
+        public func validate() throws(ConfigurationError) {
+            for (name, value) in [("tokenLossMilliseconds", tokenLossMilliseconds), ("tokenHoldMilliseconds", tokenHoldMilliseconds),
+                                  ("tokenRetransmitMilliseconds", tokenRetransmitMilliseconds), ("joinMilliseconds", joinMilliseconds),
+                                  ("consensusMilliseconds", consensusMilliseconds), ("mergeDetectMilliseconds", mergeDetectMilliseconds),
+                                  ("heartbeatMilliseconds", heartbeatMilliseconds), ("linkIdleMilliseconds", linkIdleMilliseconds)]
+            where value <= 0 || value > 3_600_000 {
+                throw .invalid("membership.\(name) must be between 1 and 3600000")
+            }
+            guard packetBytesMax >= 1024, packetBytesMax <= 1 << 20 else {
+                throw .invalid("membership.packetBytesMax must be between 1024 and 1048576")
+            }
+            guard linkIdleMilliseconds > 2 * heartbeatMilliseconds else {
+                throw .invalid("membership.linkIdleMilliseconds must exceed twice heartbeatMilliseconds")
+            }
+            _ = try ringSettings(for: DaemonID(name: "check", incarnation: 0))
+        }
+    }
 
     /// A configuration with the given daemons and defaults for everything else.
     public init(daemons: [DaemonEntry]) { self.daemons = daemons }
 
     private enum CodingKeys: String, CodingKey {
         case daemons, architecture, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
-        case clientsMax, metricsPort, logLevel
+        case clientsMax, metricsPort, logLevel, membership
     }
 
     /// Decodes a configuration; every key but `daemons` is optional.
@@ -89,6 +186,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         clientsMax = try container.decodeIfPresent(Int.self, forKey: .clientsMax) ?? defaults.clientsMax
         metricsPort = try container.decodeIfPresent(Int.self, forKey: .metricsPort)
         logLevel = try container.decodeIfPresent(String.self, forKey: .logLevel) ?? defaults.logLevel
+        membership = try container.decodeIfPresent(Membership.self, forKey: .membership) ?? defaults.membership
     }
 
     /// Parses YAML text.
@@ -132,6 +230,10 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
                 throw .invalid("daemon \(daemon.name) has neither a client port nor a socket path")
             }
         }
+        for daemon in daemons where daemons.count > 1 && daemon.daemonPort == nil {
+            throw .invalid("daemon \(daemon.name) needs a daemonPort: the daemons of a server group talk on it")
+        }
+        try membership.validate()
         do { try limits.validate() } catch { throw .invalid("limits: \(error)") }
         guard clientQueueBytesMax >= 64 * 1024 else { throw .invalid("clientQueueBytesMax must be at least 65536") }
         guard handshakeTimeoutSeconds > 0 else { throw .invalid("handshakeTimeoutSeconds must be positive") }

@@ -15,6 +15,10 @@ struct DaemonMetrics {
     let flushes = Counter(label: "cohort_flushes_total")
     let intakePauses = Counter(label: "cohort_intake_pauses_total")
 
+    func configurationInstalled(transitional: Bool) {
+        Counter(label: "cohort_membership_changes_total", dimensions: [("kind", transitional ? "transitional" : "regular")]).increment()
+    }
+
     func rejected(_ code: ErrorCode) {
         Counter(label: "cohort_rejected_total", dimensions: [("reason", code.metricLabel)]).increment()
     }

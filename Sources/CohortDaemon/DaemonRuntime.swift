@@ -45,11 +45,26 @@ final class DaemonRuntime {
     private var intakePaused = false
     /// Encoding scratch space, reused for every frame.
     private var scratch = WireWriter(capacity: 128 * 1024)
+    /// The links to the other daemons.
+    let links: PeerLinks
+    /// The ring's timers: the deadline the core asked for last, and the task scheduled for it.
+    /// The ring re-arms some timers at every token visit; a later deadline only moves the
+    /// wanted time, and the task scheduled for the earlier one reschedules itself when it fires.
+    private var ringTimers: [TotemRing.Timer: (wanted: NIODeadline, scheduled: NIODeadline)] = [:]
 
-    init(core: DaemonCore, eventLoop: any EventLoop, logger: Logger) {
+    init(core: DaemonCore, links: PeerLinks, eventLoop: any EventLoop, logger: Logger) {
         self.core = core
+        self.links = links
         self.eventLoop = eventLoop
         self.logger = logger
+    }
+
+    /// Starts the links and the membership protocol.
+    func start() {
+        eventLoop.preconditionInEventLoop()
+        links.onMessage = { [unowned self] message in handle(.peer(message)) }
+        links.start()
+        handle(.start)
     }
 
     /// Current time for the core, from NIO's monotonic clock.
@@ -85,18 +100,60 @@ final class DaemonRuntime {
         // Reuse one action buffer; a nested call (from performing these actions) gets its own.
         var actions = actionBuffer
         actionBuffer = []
+        let phase = logger.logLevel <= .debug ? core.groups.ring.phaseName : ""
         core.on(event, now: now, into: &actions)
+        if logger.logLevel <= .debug { trace(event, actions: actions, phaseBefore: phase, now: now) }
         perform(actions)
         actions.removeAll(keepingCapacity: true)
         actionBuffer = actions
         if core.establishedSessionCount != established { metrics.sessions.record(core.establishedSessionCount) }
     }
 
+    /// Debug log of the membership protocol: protocol messages in and out, ring timers, phase
+    /// changes, with milliseconds of the monotonic clock (the log's own timestamps are seconds).
+    private func trace(_ event: DaemonCore.Event, actions: [DaemonCore.Action], phaseBefore: String, now: Instant) {
+        let milliseconds = "\(now.nanoseconds / 1_000_000)"
+        switch event {
+        case .peer(let message) where !Self.isRoutine(message):
+            logger.debug("peer in", metadata: ["ms": "\(milliseconds)", "message": "\(message)"])
+        case .timerFired(.ring(let timer)):
+            logger.debug("ring timer", metadata: ["ms": "\(milliseconds)", "timer": "\(timer)"])
+        default:
+            break
+        }
+        for action in actions {
+            switch action {
+            case .broadcastToPeers(let message) where !Self.isRoutine(message):
+                logger.debug("peer broadcast", metadata: ["ms": "\(milliseconds)", "message": "\(message)"])
+            case .sendToPeer(let message, let to) where !Self.isRoutine(message):
+                logger.debug("peer send", metadata: ["ms": "\(milliseconds)", "to": "\(to)", "message": "\(message)"])
+            default:
+                break
+            }
+        }
+        let phase = core.groups.ring.phaseName
+        if phase != phaseBefore {
+            logger.debug("membership state", metadata: ["ms": "\(milliseconds)", "from": "\(phaseBefore)", "to": "\(phase)"])
+        }
+    }
+
+    /// Packets and tokens of an operational ring: too many to trace.
+    private static func isRoutine(_ message: PeerMessage) -> Bool {
+        switch message {
+        case .packet, .token: true
+        case .join, .commit, .mergeDetect: false
+        }
+    }
+
     /// Tells every client the daemon is going away and closes every session.
     func shutdown() {
         handle(.shutdown)
         flushAll()
+        links.stop()
     }
+
+    /// The daemon's status (for the log and tests).
+    var membershipState: String { core.groups.ring.phaseName }
 
     // MARK: - Actions
 
@@ -109,16 +166,56 @@ final class DaemonRuntime {
                 write(frame, to: sessions)
             case .close(let session, let reason, let discardQueued):
                 close(session, reason: reason, discardQueued: discardQueued)
+            case .armTimer(.ring(let timer), let delay):
+                armRingTimer(timer, at: .now() + TimeAmount(delay))
             case .armTimer(let timer, let delay):
                 eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
                     handle(.timerFired(timer))
                 }
+            case .broadcastToPeers(let message):
+                links.broadcast(message)
+            case .sendToPeer(let message, let daemon):
+                if daemon == core.daemon {
+                    eventLoop.assumeIsolated().execute { [self] in handle(.peer(message)) }
+                } else {
+                    links.send(message, to: daemon.name)
+                }
+            case .configurationInstalled(let configuration):
+                metrics.configurationInstalled(transitional: configuration.isTransitional)
+                logger.notice(configuration.isTransitional ? "transitional configuration" : "configuration installed", metadata: [
+                    "ring": "\(configuration.ring)", "members": "\(configuration.members.map(\.description).joined(separator: " "))",
+                ])
+            case .dropPeers(let peers):
+                links.dropPeers(peers)
             case .pauseIntake(let paused):
                 intakePaused = paused
                 logger.debug(paused ? "client input paused: a client is backlogged" : "client input resumed")
                 metrics.intakePauses.increment(by: paused ? 1 : 0)
                 for io in channels.values { setAutoRead(!paused, on: io.channel) }
             }
+        }
+    }
+
+    private func armRingTimer(_ timer: TotemRing.Timer, at deadline: NIODeadline) {
+        if let entry = ringTimers[timer], entry.scheduled <= deadline {
+            ringTimers[timer] = (deadline, entry.scheduled)
+            return
+        }
+        ringTimers[timer] = (deadline, deadline)
+        scheduleRingTimer(timer, at: deadline)
+    }
+
+    private func scheduleRingTimer(_ timer: TotemRing.Timer, at deadline: NIODeadline) {
+        eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            // Superseded by an earlier arming (which scheduled its own task)?
+            guard let entry = ringTimers[timer], entry.scheduled == deadline else { return }
+            if entry.wanted > deadline {
+                ringTimers[timer] = (entry.wanted, entry.wanted)
+                scheduleRingTimer(timer, at: entry.wanted)
+                return
+            }
+            ringTimers[timer] = nil
+            handle(.timerFired(.ring(timer)))
         }
     }
 

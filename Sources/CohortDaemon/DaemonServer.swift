@@ -5,7 +5,8 @@ public import Logging
 import NIOCore
 import NIOPosix
 
-/// One running daemon: listeners for TCP and Unix-socket clients around a ``DaemonCore``.
+/// One running daemon: listeners for TCP and Unix-socket clients and the links to its peer
+/// daemons, around a ``DaemonCore``.
 ///
 /// All of a daemon's channels and its core share one event-loop thread; the protocol is
 /// sequential, and a second daemon thread would only add locking.
@@ -39,17 +40,31 @@ public final class DaemonServer: Sendable {
     public static func start(settings: DaemonSettings, logger: Logger) async throws -> DaemonServer {
         let hooks = settings.architecture.makeDaemonHooks()
         let incarnation = UInt64(Date().timeIntervalSince1970 * 1000)
-        let core = try DaemonCore(settings: settings.coreSettings(incarnation: incarnation), hooks: hooks)
+        let coreSettings = try settings.coreSettings(incarnation: incarnation)
+        let core = try DaemonCore(settings: coreSettings, hooks: hooks)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let eventLoop = group.next()
-        let runtime = try await eventLoop.submit {
-            NIOLoopBound(DaemonRuntime(core: core, eventLoop: eventLoop, logger: logger), eventLoop: eventLoop)
+        let membership = settings.membership
+        let linkSettings = PeerLinks.Settings(
+            heartbeatInterval: .milliseconds(Int64(membership.heartbeatMilliseconds)),
+            idleTimeout: .milliseconds(Int64(membership.linkIdleMilliseconds)),
+            frameBytesMax: PeerLinkFrame.frameBytesMax(packetBytesMax: membership.packetBytesMax, limits: settings.limits),
+            limits: settings.limits, daemonsMax: coreSettings.ring.daemonsMax)
+        let peers = settings.peers
+        let daemon = core.daemon
+        let (runtime, links) = try await eventLoop.submit {
+            let links = PeerLinks(me: daemon, peers: peers, settings: linkSettings, eventLoop: eventLoop, logger: logger)
+            let runtime = DaemonRuntime(core: core, links: links, eventLoop: eventLoop, logger: logger)
+            return (NIOLoopBound(runtime, eventLoop: eventLoop), NIOLoopBound(links, eventLoop: eventLoop))
         }.get()
 
         var listeners: [any Channel] = []
         var addresses: [String] = []
         var boundPort: Int?
         do {
+            if let endpoint = settings.daemonEndpoint, !peers.isEmpty {
+                listeners.append(try await PeerLinks.bind(links, endpoint: endpoint, settings: linkSettings, eventLoop: eventLoop))
+            }
             if let port = settings.clientPort {
                 let channel = try await bootstrap(group: group, runtime: runtime, settings: settings, logger: logger, tcp: true)
                     .bind(host: settings.clientHost, port: port).get()
@@ -68,9 +83,11 @@ public final class DaemonServer: Sendable {
             try? await group.shutdownGracefully()
             throw error
         }
+        try await eventLoop.submit { runtime.value.start() }.get()
         logger.info("daemon serving", metadata: [
-            "daemon": "\(settings.name)", "architecture": "\(settings.architecture.name)",
+            "daemon": "\(daemon)", "architecture": "\(settings.architecture.name)",
             "clients": "\(addresses.joined(separator: ", "))",
+            "peers": "\(peers.map { "\($0.name)@\($0.host):\($0.port)" }.joined(separator: ", "))",
         ])
         return DaemonServer(
             settings: settings, group: group, runtime: runtime, listeners: listeners,

@@ -26,8 +26,14 @@ public struct DaemonSettings: Sendable {
     public var authMethods: [String] = ["none"]
     /// Most clients served at once.
     public var clientsMax: Int = 10_000
-    /// Daemons of the server group, from the configuration file.
-    public var configuredDaemons: [String] = []
+    /// The other daemons of the server group, from the configuration file.
+    public var peers: [PeerEndpoint] = []
+    /// Host and port this daemon's peers dial; `nil` for a daemon alone.
+    public var daemonEndpoint: PeerEndpoint?
+    /// Timing and bounds of the membership protocol and the links.
+    public var membership = DaemonConfiguration.Membership()
+    /// Whether clients may inject faults (drop traffic to and from named peers).
+    public var faultInjection = false
 
     /// Settings with defaults for everything but the name.
     public init(name: String) { self.name = name }
@@ -53,12 +59,18 @@ public struct DaemonSettings: Sendable {
         slowClientTimeout = .milliseconds(Int64(configuration.slowClientTimeoutSeconds * 1000))
         authMethods = configuration.authMethods
         clientsMax = configuration.clientsMax
-        configuredDaemons = configuration.daemons.map(\.name)
+        membership = configuration.membership
+        peers = configuration.daemons.filter { $0.name != name }.compactMap { peer in
+            peer.daemonPort.map { PeerEndpoint(name: peer.name, host: peer.host, port: $0) }
+        }
+        daemonEndpoint = entry.daemonPort.map { PeerEndpoint(name: name, host: entry.host, port: $0) }
     }
 
     /// Settings of the pure core.
-    func coreSettings(incarnation: UInt64) -> DaemonCore.Settings {
+    func coreSettings(incarnation: UInt64) throws(ConfigurationError) -> DaemonCore.Settings {
         var settings = DaemonCore.Settings(daemonName: name)
+        settings.ring = try membership.ringSettings(for: DaemonID(name: name, incarnation: incarnation))
+        settings.faultInjection = faultInjection
         settings.version = CohortVersion.string
         settings.incarnation = incarnation
         settings.limits = limits
@@ -67,6 +79,23 @@ public struct DaemonSettings: Sendable {
         settings.handshakeTimeout = handshakeTimeout
         settings.slowClientTimeout = slowClientTimeout
         return settings
+    }
+}
+
+/// Where a daemon listens for its peers.
+public struct PeerEndpoint: Hashable, Sendable {
+    /// The daemon's name.
+    public var name: String
+    /// Host it listens on for peers.
+    public var host: String
+    /// Its daemon port.
+    public var port: Int
+
+    /// An endpoint.
+    public init(name: String, host: String, port: Int) {
+        self.name = name
+        self.host = host
+        self.port = port
     }
 }
 

@@ -370,6 +370,59 @@ extension EVSChecker {
         public var description: String { "line \(line): \(reason)" }
     }
 
+    /// One client's log as `cohort listen --json` prints it, for the checker: each view of
+    /// `group` is a configuration install (its view id, members and transitional flag), each
+    /// message to `group` a delivery whose sender is the sending member and whose sequence number
+    /// is the `SEQ` of a payload that starts `NAME:SEQ:` (as `cohort send --count` numbers its
+    /// messages). Events of other groups and error lines are skipped; a message without a number
+    /// is an error, so that a log cannot pass unchecked.
+    ///
+    /// A view change caused by a join, leave or disconnect is itself ordered among the messages,
+    /// so it needs no transitional view; the converter gives it an empty transitional
+    /// configuration of the members in both views (named after the two views, so every member
+    /// names it alike), and the checker's rules for configuration changes apply to every view.
+    public static func events(listenJSONLines text: String, group: String) throws(LogError) -> [EVSEvent] {
+        var events: [EVSEvent] = []
+        var previous: EVSConfiguration?
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
+                throw LogError(line: number + 1, reason: "not a JSON object")
+            }
+            switch object["event"] as? String {
+            case "view":
+                guard object["group"] as? String == group else { continue }
+                guard let id = object["view_id"] as? String, let members = object["members"] as? [String] else {
+                    throw LogError(line: number + 1, reason: "view needs view_id and members")
+                }
+                let view = EVSConfiguration(id: id, members: Set(members), transitional: object["transitional"] as? Bool ?? false)
+                if let previous, !previous.transitional, !view.transitional {
+                    events.append(.install(EVSConfiguration(
+                        id: "\(previous.id)>\(view.id)", members: previous.members.intersection(view.members), transitional: true)))
+                }
+                events.append(.install(view))
+                previous = view
+            case "message":
+                guard (object["groups"] as? [String])?.contains(group) ?? (object["group"] as? String == group) else { continue }
+                guard let sender = object["sender"] as? String, let payload = object["payload"] as? String else {
+                    throw LogError(line: number + 1, reason: "message needs sender and a text payload")
+                }
+                let fields = payload.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                guard fields.count >= 2, let sequence = UInt64(fields[1]) else {
+                    throw LogError(line: number + 1, reason: "payload does not start NAME:SEQ:")
+                }
+                guard let service = ServiceLevel(name: object["service"] as? String ?? "agreed") else {
+                    throw LogError(line: number + 1, reason: "unknown service")
+                }
+                events.append(.deliver(EVSMessage(sender: sender, sequence: sequence, service: service)))
+            default:
+                continue
+            }
+        }
+        return events
+    }
+
     /// Logs read from JSON lines (blank lines skipped), each process's events in file order.
     public static func logs(jsonLines text: String) throws(LogError) -> [String: [EVSEvent]] {
         var logs: [String: [EVSEvent]] = [:]

@@ -6,10 +6,10 @@ import CohortDaemon
 struct CohortCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cohort",
-        abstract: "Cohort client: clusters, demos, listening, sending, flooding, status.",
+        abstract: "Cohort client: clusters, demos, listening, sending, flooding, status, fault injection.",
         version: CohortVersion.string,
         subcommands: [
             DemoCommand.self, ClusterCommand.self, ListenCommand.self, SendCommand.self, FloodCommand.self,
-            UserCommand.self, StatusCommand.self, SimulateCommand.self,
+            UserCommand.self, StatusCommand.self, FaultCommand.self, SimulateCommand.self,
         ])
 }

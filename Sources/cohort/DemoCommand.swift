@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cohort
 import CohortCore
+import CohortCluster
 import CohortDaemon
 import CohortTransport
 import Foundation
@@ -11,8 +12,8 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Start a local cluster, join clients to a group, exchange messages, check the order, print throughput.")
 
-    @Option(help: "Number of daemons.")
-    var daemons: Int = 1
+    @Option(help: "Number of daemons (clients are spread over them).")
+    var daemons: Int = 3
 
     @Option(help: "Number of clients.")
     var clients: Int = 4
@@ -34,7 +35,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         emit("starting \(daemons) daemon(s)...")
-        let cluster = try await LocalCluster.start(daemons: daemons, basePort: try basePort ?? LocalCluster.freePortPair())
+        let cluster = try await LocalCluster.start(daemons: daemons, basePort: try basePort ?? LocalCluster.freePorts(2 * daemons))
         do {
             try await exchange(cluster: cluster)
         } catch {

@@ -31,6 +31,9 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "Payload size in bytes for --count messages.")
     var size: Int?
 
+    @Option(help: "Send --count messages at this many per second (default: as fast as flow control allows).")
+    var rate: Double?
+
     @Argument(help: "Text to send.")
     var text: String?
 
@@ -39,6 +42,7 @@ struct SendCommand: AsyncParsableCommand {
         guard text != nil || count != nil else { throw ValidationError("give TEXT or --count") }
         if let count, count < 1 { throw ValidationError("--count must be positive") }
         if let size, size < 0 { throw ValidationError("--size must not be negative") }
+        if let rate, !(rate > 0) { throw ValidationError("--rate must be positive") }
     }
 
     func run() async throws {
@@ -53,9 +57,18 @@ struct SendCommand: AsyncParsableCommand {
         } else {
             payloads = [Array((text ?? "").utf8)]
         }
+        let rate = self.rate
         try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
+            if let rate {
+                // Paced: each message leaves at its own time (start + i / rate).
+                let start = ContinuousClock.now
+                for (index, payload) in payloads.enumerated() {
+                    try await Task.sleep(until: start + .seconds(Double(index) / rate))
+                    try await connection.multicast(batch: [try connection.message(payload, to: group, service: service, messageType: type)])
+                }
+            }
             var batch: [PreparedMessage] = []
-            for payload in payloads {
+            for payload in rate == nil ? payloads : [] {
                 batch.append(try connection.message(payload, to: group, service: service, messageType: type))
                 if batch.count == 256 {
                     try await connection.multicast(batch: batch)

@@ -20,13 +20,15 @@ struct StatusCommand: AsyncParsableCommand {
             let object: [String: Any] = [
                 "daemon": status.daemonName, "version": status.version, "architecture": status.architecture,
                 "configuration": status.configuration.description, "configuration_members": status.configurationMembers,
+                "membership_state": status.membershipState, "dropped_peers": status.droppedPeers,
                 "clients": status.clients.map(\.description),
                 "groups": status.groups.map { ["group": $0.group.rawValue, "view_id": $0.viewID.description, "members": $0.members.map(\.description)] as [String: Any] },
             ]
             emit(EventJSON.line(object))
         } else {
             emit("daemon \(status.daemonName) (cohortd \(status.version), architecture \(status.architecture))")
-            emit("configuration \(status.configuration): \(status.configurationMembers.joined(separator: " "))")
+            emit("configuration \(status.configuration) (\(status.membershipState)): \(status.configurationMembers.joined(separator: " "))")
+            if !status.droppedPeers.isEmpty { emit("fault injection: dropping \(status.droppedPeers.joined(separator: " "))") }
             emit("\(status.clients.count) clients: \(status.clients.map(\.description).joined(separator: " "))")
             emit("\(status.groups.count) groups:")
             for group in status.groups {

@@ -49,6 +49,9 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Flag(help: "Accept fault-injection commands from clients (`cohort fault`): for tests only.")
+    var faultInjection = false
+
     @Option(help: ArgumentHelp("Shut down gracefully when the process with this id is no longer the parent (used by `cohort cluster`).", visibility: .hidden))
     var parentPid: Int32?
 
@@ -72,6 +75,7 @@ struct CohortDaemonCommand: AsyncParsableCommand {
         if let port { settings.clientPort = port }
         if let socket { settings.socketPath = socket }
         if noSocket { settings.socketPath = nil }
+        settings.faultInjection = faultInjection
         guard let level = Logger.Level(rawValue: configuration.logLevel) else {
             throw ValidationError("unknown log level '\(configuration.logLevel)'")
         }

@@ -27,18 +27,40 @@ struct CoreHarness {
     var closed: [SessionID: String] = [:]
     var timers: [(DaemonCore.Timer, Duration)] = []
 
+    /// Protocol messages the daemon sent itself, delivered after the current event.
+    var loopback: [PeerMessage] = []
+    var installs: [RingConfiguration] = []
+    var droppedPeers: Set<String> = []
+
+    /// A core on a ring of one daemon, started and settled (its idle token held).
     init(settings: DaemonCore.Settings = DaemonCore.Settings(daemonName: "d1"), hooks: any DaemonSecurityHooks = IdentityHooks()) {
         core = try! DaemonCore(settings: settings, hooks: hooks)
+        feed(.start)
+        precondition(core.groups.isStable, "a daemon alone forms its ring at once")
     }
 
     mutating func feed(_ event: DaemonCore.Event) {
-        for action in core.on(event, now: now) {
+        record(core.on(event, now: now))
+        while !loopback.isEmpty {
+            record(core.on(.peer(loopback.removeFirst()), now: now))
+        }
+    }
+
+    /// Records what the sessions receive (client timers only; the ring's are not fired here).
+    mutating func record(_ actions: [DaemonCore.Action]) {
+        for action in actions {
             switch action {
             case .send(let frame, let session): received[session, default: []].append(frame)
             case .deliver(let frame, let sessions): for session in sessions { received[session, default: []].append(frame) }
             case .close(let session, let reason, _): closed[session] = reason
+            case .armTimer(.ring, _): break
             case .armTimer(let timer, let delay): timers.append((timer, delay))
-            case .pauseIntake: break
+            case .pauseIntake, .broadcastToPeers: break
+            case .sendToPeer(let message, let to):
+                precondition(to == core.daemon, "a daemon alone sends only to itself")
+                loopback.append(message)
+            case .configurationInstalled(let configuration): installs.append(configuration)
+            case .dropPeers(let peers): droppedPeers = peers
             }
         }
     }

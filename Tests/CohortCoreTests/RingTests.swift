@@ -82,6 +82,38 @@ struct RingTests {
         }
     }
 
+    /// Regression (found on real processes, `ClusterTests.crashAndRestart`): d3 crashed; d2 agreed
+    /// with d1 on {d1, d2} just before a consensus timer armed for the previous round fired, and
+    /// gave up on d1, its representative, whose commit token was on its way: d2 formed a ring
+    /// alone. Agreement now restarts the timer: the representative gets a whole timeout.
+    @Test("a member that just agreed waits a whole consensus timeout for the commit token")
+    func consensusTimerRestarts() throws {
+        let (d1, d2, d3) = (DaemonID(name: "d1", incarnation: 1), DaemonID(name: "d2", incarnation: 1), DaemonID(name: "d3", incarnation: 1))
+        var ring = try TotemRing(settings: .init(daemon: d2))
+        func at(_ milliseconds: UInt64, _ event: TotemRing.Event) -> [TotemRing.Action] {
+            ring.on(event, now: Instant(nanoseconds: milliseconds * 1_000_000))
+        }
+        func joins(_ actions: [TotemRing.Action]) -> [JoinMessage] {
+            actions.compactMap { if case .broadcast(.join(let join)) = $0 { join } else { nil } }
+        }
+        _ = at(0, .start)
+        _ = at(10, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [], ringSequence: 0))))
+        // d3 stays silent: the timeout gives up on it.
+        let timeout = ring.settings.consensusTimeout.components.seconds * 1000 + ring.settings.consensusTimeout.components.attoseconds / 1_000_000_000_000_000
+        #expect(joins(at(10 + UInt64(timeout), .timerFired(.consensus))).first?.failed == [d3])
+        // d1 agrees one millisecond before the timer armed at that timeout would fire.
+        let agreedAt = 10 + 2 * UInt64(timeout) - 1
+        _ = at(agreedAt, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [d3], ringSequence: 0))))
+        #expect(joins(at(agreedAt + 1, .timerFired(.consensus))).isEmpty, "d1 is not given up on")
+        // Its commit token arrives a little later and is taken.
+        let commit = CommitToken(
+            ring: RingID(sequence: 1, representative: d1), members: [d1, d2],
+            entries: [d1: .init(oldRing: .initial(of: d1), aru: 0, highSequence: 0)], rotation: 1)
+        let answer = at(agreedAt + 20, .received(.commit(commit)))
+        #expect(answer.contains { if case .send(.commit(let token), to: d1) = $0 { token.entries[d2] != nil } else { false } })
+        #expect(ring.phaseName == "commit")
+    }
+
     @Test("packets are packed: many small items travel in few packets")
     func packing() throws {
         var network = try PerfectNetwork(["a", "b"])

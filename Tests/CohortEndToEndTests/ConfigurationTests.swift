@@ -20,6 +20,7 @@ struct ConfigurationTests {
               - name: d2
                 host: 127.0.0.2
                 clientPort: 4805
+                daemonPort: 4806
             architecture: plain
             authMethods: [none]
             clientQueueBytesMax: 1048576
@@ -31,6 +32,9 @@ struct ConfigurationTests {
             limits:
               payloadBytesMax: 2048
               groupsPerClientMax: 7
+            membership:
+              tokenLossMilliseconds: 500
+              packetBytesMax: 8192
             """
         let configuration = try DaemonConfiguration.parse(yaml: yaml)
         #expect(configuration.daemons.map(\.name) == ["d1", "d2"])
@@ -46,7 +50,12 @@ struct ConfigurationTests {
         #expect(settings.handshakeTimeout == .seconds(3))
         #expect(settings.clientsMax == 50)
         #expect(settings.limits.groupsPerClientMax == 7)
-        #expect(settings.configuredDaemons == ["d1", "d2"])
+        #expect(settings.peers == [PeerEndpoint(name: "d1", host: "127.0.0.1", port: 4804)])
+        #expect(settings.daemonEndpoint == PeerEndpoint(name: "d2", host: "127.0.0.2", port: 4806))
+        #expect(settings.membership.tokenLossMilliseconds == 500)
+        #expect(settings.membership.joinMilliseconds == DaemonConfiguration.Membership().joinMilliseconds, "unset keys keep their defaults")
+        let ring = try settings.membership.ringSettings(for: DaemonID(name: "d2", incarnation: 1))
+        #expect(ring.tokenLossTimeout == .milliseconds(500) && ring.packetBytesMax == 8192)
     }
 
     @Test("a minimal file takes every default")
@@ -80,6 +89,11 @@ struct ConfigurationTests {
         ("daemons:\n  - name: d1\n    clientPort: 1\nclientQueueBytesMax: 10\n", "clientQueueBytesMax"),
         ("daemons:\n  - name: d1\n    clientPort: 1\nslowClientTimeoutSeconds: 0\n", "slowClientTimeoutSeconds"),
         ("daemons:\n  - name: d1\n    clientPort: 1\nlimits:\n  groupNameBytesMax: 300\n", "limits"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\n  - name: d2\n    clientPort: 2\n", "needs a daemonPort"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\nmembership:\n  tokenLossMilliseconds: 0\n", "tokenLossMilliseconds"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\nmembership:\n  tokenHoldMilliseconds: 900\n", "token hold"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\nmembership:\n  linkIdleMilliseconds: 150\n", "linkIdleMilliseconds"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\nmembership:\n  packetBytesMax: 10\n", "packetBytesMax"),
     ])
     func invalid(yaml: String, reason: String) {
         do {

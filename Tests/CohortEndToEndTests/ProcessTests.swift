@@ -1,3 +1,4 @@
+import CohortCluster
 import CohortDaemon
 import Foundation
 import Testing

@@ -2,11 +2,11 @@
 /// ordering of client operations.
 ///
 /// Driven by ``Event``s and answering with ``Action``s; the SwiftNIO shell only moves bytes and
-/// timers. With one daemon, ordering is a local sequencer: every accepted operation gets the
-/// next position of the total order at once, which satisfies every service level from
-/// UNRELIABLE to SAFE. Across daemons, ``GroupService`` orders the same operations on the Totem
-/// ring and applies them to the same ``GroupTable`` (`docs/membership.md`); the multi-daemon
-/// runtime puts it in place of this sequencer.
+/// timers. Client operations are ordered by ``GroupService`` on the Totem ring of the daemons
+/// (`docs/membership.md`): joins, leaves and messages are ring items, applied in one order by
+/// every daemon to the same ``GroupTable``. A daemon alone is a ring of one: its token loops
+/// back to itself, and an operation submitted while the idle token is held is ordered and
+/// delivered within the same event.
 public struct DaemonCore: Sendable {
     /// Configuration of the core; validated by ``init(settings:hooks:)``.
     public struct Settings: Sendable {
@@ -27,9 +27,17 @@ public struct DaemonCore: Sendable {
         /// How long a client may stay backlogged (its queue above the limit) before it is
         /// disconnected. While any client is backlogged, the daemon takes no client input.
         public var slowClientTimeout: Duration = .seconds(5)
+        /// Timing and bounds of the membership and ordering protocol; its `daemon` is replaced
+        /// by this daemon's name and incarnation.
+        public var ring: TotemRing.Settings
+        /// Whether clients may send fault-injection commands (``ClientFrame/dropPeers(_:)``).
+        public var faultInjection = false
 
         /// Settings with defaults for everything but the daemon's name.
-        public init(daemonName: String) { self.daemonName = daemonName }
+        public init(daemonName: String) {
+            self.daemonName = daemonName
+            ring = TotemRing.Settings(daemon: DaemonID(name: daemonName, incarnation: 0))
+        }
     }
 
     /// Inputs of the core.
@@ -51,6 +59,10 @@ public struct DaemonCore: Sendable {
         case timerFired(Timer)
         /// The daemon is shutting down: tell every client and close every session.
         case shutdown
+        /// Start the membership protocol (once, when the peer links are ready).
+        case start
+        /// A message from a peer daemon (or one this daemon sent itself, looped back).
+        case peer(PeerMessage)
     }
 
     /// Timers the core asks the shell to arm.
@@ -59,6 +71,8 @@ public struct DaemonCore: Sendable {
         case handshake(SessionID)
         /// Deadline for a backlogged client to drain its queue.
         case slowClient(SessionID)
+        /// A timer of the membership protocol.
+        case ring(TotemRing.Timer)
     }
 
     /// Outputs of the core, performed by the shell in order.
@@ -74,8 +88,19 @@ public struct DaemonCore: Sendable {
         /// Fire ``Event/timerFired(_:)`` after `after`.
         case armTimer(Timer, after: Duration)
         /// Stop (`true`) or resume (`false`) reading input from clients: backpressure from
-        /// the slowest reader to every sender.
+        /// the slowest reader, or from the ring, to every sender.
         case pauseIntake(Bool)
+        /// Send a protocol message to every peer daemon that can hear this one (not to itself).
+        case broadcastToPeers(PeerMessage)
+        /// Send a protocol message to one daemon; when it is this daemon, loop it back as
+        /// ``Event/peer(_:)`` after the current event.
+        case sendToPeer(PeerMessage, to: DaemonID)
+        /// A daemon configuration was installed (regular or transitional): for the log and
+        /// the metrics.
+        case configurationInstalled(RingConfiguration)
+        /// Drop every protocol message to and from these peer daemons from now on (fault
+        /// injection; empty heals).
+        case dropPeers(Set<String>)
     }
 
     private enum SessionState: Sendable {
@@ -89,15 +114,17 @@ public struct DaemonCore: Sendable {
     private var hooks: any DaemonSecurityHooks
     private var sessions: [SessionID: SessionState] = [:]
     private var sessionByMember: [MemberID: SessionID] = [:]
-    /// The light-weight groups.
-    public private(set) var table: GroupTable
-    /// Position of the last operation in the total order.
-    public private(set) var sequence: UInt64 = 0
-    /// Local sessions per group, in join order; rebuilt when the group's view changes.
-    private var localRecipients: [GroupName: [SessionID]] = [:]
+    /// The groups, ordered on the ring.
+    public private(set) var groups: GroupService
     private var isShuttingDown = false
-    /// Backlogged clients and since when; intake is paused while this is not empty.
+    /// Backlogged clients and since when; intake is paused while one is.
     private var backlogged: [SessionID: Instant] = [:]
+    /// The ring has too many operations waiting for the token; intake is paused meanwhile.
+    private var ringBacklogged = false
+    /// Whether intake is paused (the last ``Action/pauseIntake(_:)`` said so).
+    private var intakePaused = false
+    /// Peers dropped by fault injection.
+    private var droppedPeers: Set<String> = []
 
     /// A core with no sessions; throws if `settings` are inconsistent.
     public init(settings: Settings, hooks: any DaemonSecurityHooks) throws(WireError) {
@@ -106,11 +133,18 @@ public struct DaemonCore: Sendable {
             throw .invalidDaemonName(settings.daemonName)
         }
         guard settings.clientsMax > 0 else { throw .invalidValue("clientsMax must be positive") }
+        var ring = settings.ring
+        ring.daemon = DaemonID(name: settings.daemonName, incarnation: settings.incarnation)
         self.settings = settings
         self.hooks = hooks
-        self.table = GroupTable(configuration: ConfigurationID(
-            epoch: settings.incarnation, representative: settings.daemonName))
+        self.groups = try GroupService(ring: ring, limits: settings.limits)
     }
+
+    /// This daemon in the membership protocol: its name and incarnation.
+    public var daemon: DaemonID { groups.ring.settings.daemon }
+
+    /// The light-weight groups.
+    public var table: GroupTable { groups.table }
 
     /// Number of sessions that completed the handshake.
     public var establishedSessionCount: Int { sessionByMember.count }
@@ -129,7 +163,7 @@ public struct DaemonCore: Sendable {
     public mutating func on(_ event: Event, now: Instant, into actions: inout [Action]) {
         if case .frame(let session, .multicast(let message)) = event,
            case .established(let member, _)? = sessions[session] {
-            submit(message, from: member, session: session, into: &actions)
+            submit(message, from: member, session: session, now: now, into: &actions)
         } else {
             actions += on(event, now: now)
         }
@@ -141,21 +175,27 @@ public struct DaemonCore: Sendable {
         case .sessionOpened(let session):
             return onSessionOpened(session, now: now)
         case .frame(let session, let frame):
-            return onFrame(frame, from: session)
+            return onFrame(frame, from: session, now: now)
         case .malformedFrame(let session, let error):
-            return fail(session, error.errorCode, error.description)
+            return fail(session, error.errorCode, error.description, now: now)
         case .backlogged(let session):
             return onBacklogged(session, now: now)
         case .drained(let session):
             return endBacklog(of: session)
         case .sessionClosed(let session):
-            return onSessionClosed(session)
+            return onSessionClosed(session, now: now)
         case .timerFired(.handshake(let session)):
             return onHandshakeDeadline(session, now: now)
         case .timerFired(.slowClient(let session)):
             return onSlowClientDeadline(session, now: now)
+        case .timerFired(.ring(let timer)):
+            return drive(.timerFired(timer), now: now)
         case .shutdown:
-            return onShutdown()
+            return onShutdown(now: now)
+        case .start:
+            return drive(.start, now: now)
+        case .peer(let message):
+            return drive(.peer(message), now: now)
         }
     }
 
@@ -174,12 +214,12 @@ public struct DaemonCore: Sendable {
         return reject(session, .handshakeTimeout, "no connect frame within \(settings.handshakeTimeout)")
     }
 
-    private mutating func onSessionClosed(_ session: SessionID) -> [Action] {
+    private mutating func onSessionClosed(_ session: SessionID, now: Instant) -> [Action] {
         let resume = endBacklog(of: session)
         guard let state = sessions.removeValue(forKey: session) else { return resume }
         guard case .established(let member, _) = state else { return resume }
         sessionByMember[member] = nil
-        return order(.disconnect(member)) + resume
+        return drive(.disconnect(member), now: now) + resume
     }
 
     // MARK: - Flow control
@@ -188,25 +228,35 @@ public struct DaemonCore: Sendable {
     /// until it catches up, and give it `slowClientTimeout` to do so.
     private mutating func onBacklogged(_ session: SessionID, now: Instant) -> [Action] {
         guard sessions[session] != nil, backlogged[session] == nil else { return [] }
-        let wasPaused = !backlogged.isEmpty
         backlogged[session] = now
         var actions: [Action] = [.armTimer(.slowClient(session), after: settings.slowClientTimeout)]
-        if !wasPaused { actions.append(.pauseIntake(true)) }
+        updateIntake(into: &actions)
         return actions
     }
 
     private mutating func endBacklog(of session: SessionID) -> [Action] {
-        guard backlogged.removeValue(forKey: session) != nil, backlogged.isEmpty else { return [] }
-        return [.pauseIntake(false)]
+        guard backlogged.removeValue(forKey: session) != nil else { return [] }
+        var actions: [Action] = []
+        updateIntake(into: &actions)
+        return actions
+    }
+
+    /// Pauses intake while a client is backlogged or the ring has too much waiting; resumes it
+    /// when neither holds.
+    private mutating func updateIntake(into actions: inout [Action]) {
+        let paused = ringBacklogged || !backlogged.isEmpty
+        guard paused != intakePaused else { return }
+        intakePaused = paused
+        actions.append(.pauseIntake(paused))
     }
 
     private mutating func onSlowClientDeadline(_ session: SessionID, now: Instant) -> [Action] {
         guard let since = backlogged[session], now >= since.advanced(by: settings.slowClientTimeout) else { return [] }
         let resume = endBacklog(of: session)
-        return drop(session, reason: "client queue overflow: backlogged for \(settings.slowClientTimeout)", discardQueued: true) + resume
+        return drop(session, reason: "client queue overflow: backlogged for \(settings.slowClientTimeout)", discardQueued: true, now: now) + resume
     }
 
-    private mutating func onShutdown() -> [Action] {
+    private mutating func onShutdown(now: Instant) -> [Action] {
         isShuttingDown = true
         var actions: [Action] = []
         for session in sessions.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
@@ -214,7 +264,7 @@ public struct DaemonCore: Sendable {
             case .awaitingConnect:
                 actions += reject(session, .shuttingDown, "daemon is shutting down")
             case .established:
-                actions += fail(session, .shuttingDown, "daemon is shutting down")
+                actions += fail(session, .shuttingDown, "daemon is shutting down", now: now)
             case .closing, nil:
                 break
             }
@@ -224,7 +274,7 @@ public struct DaemonCore: Sendable {
 
     // MARK: - Frames
 
-    private mutating func onFrame(_ frame: ClientFrame, from session: SessionID) -> [Action] {
+    private mutating func onFrame(_ frame: ClientFrame, from session: SessionID, now: Instant) -> [Action] {
         switch sessions[session] {
         case nil, .closing:
             return []
@@ -236,22 +286,29 @@ public struct DaemonCore: Sendable {
         case .established(let member, _):
             switch frame {
             case .connect, .authResponse:
-                return fail(session, .unexpectedHandshake, "session is already established")
+                return fail(session, .unexpectedHandshake, "session is already established", now: now)
             case .join(let group):
-                return onJoin(group, by: member, session: session)
+                return onJoin(group, by: member, session: session, now: now)
             case .leave(let group):
                 guard !group.isPrivate else {
-                    return fail(session, .invalidGroupName, "cannot leave private group \(group)")
+                    return fail(session, .invalidGroupName, "cannot leave private group \(group)", now: now)
                 }
-                return order(.leave(member, group))
+                return drive(.leave(member, group), now: now)
             case .multicast(let message):
                 var actions: [Action] = []
-                submit(message, from: member, session: session, into: &actions)
+                submit(message, from: member, session: session, now: now, into: &actions)
                 return actions
             case .statusRequest:
                 return [.send(.status(status()), to: session)]
             case .disconnect:
-                return drop(session, reason: "client disconnected")
+                return drop(session, reason: "client disconnected", now: now)
+            case .dropPeers(let names):
+                guard settings.faultInjection else {
+                    return [.send(.error(.notPermitted, fatal: false,
+                                         reason: "fault injection is disabled (start the daemon with --fault-injection)"), to: session)]
+                }
+                droppedPeers = Set(names).subtracting([settings.daemonName])
+                return [.dropPeers(droppedPeers), .send(.status(status()), to: session)]
             }
         }
     }
@@ -290,21 +347,22 @@ public struct DaemonCore: Sendable {
             version: WireProtocol.version, member: member, architecture: hooks.architectureName)), to: session)]
     }
 
-    private mutating func onJoin(_ group: GroupName, by member: MemberID, session: SessionID) -> [Action] {
-        guard !group.isPrivate else { return fail(session, .invalidGroupName, "cannot join private group \(group)") }
+    private mutating func onJoin(_ group: GroupName, by member: MemberID, session: SessionID, now: Instant) -> [Action] {
+        guard !group.isPrivate else { return fail(session, .invalidGroupName, "cannot join private group \(group)", now: now) }
         if table.members(of: group).contains(member) { return [] }
         guard table.groupCount(of: member) < settings.limits.groupsPerClientMax else {
             return fail(session, .tooManyGroupsJoined,
-                        "already in \(settings.limits.groupsPerClientMax) groups, the maximum")
+                        "already in \(settings.limits.groupsPerClientMax) groups, the maximum", now: now)
         }
-        return order(.join(member, group))
+        return drive(.join(member, group), now: now)
     }
 
     // MARK: - Ordering and delivery
 
-    /// A client's message: the architecture admits it, it gets the next position of the total
-    /// order and is delivered to the local members of its groups.
-    private mutating func submit(_ message: OutgoingMessage, from member: MemberID, session: SessionID, into actions: inout [Action]) {
+    /// A client's message: the architecture admits it, and it goes to the ring to be ordered.
+    private mutating func submit(
+        _ message: OutgoingMessage, from member: MemberID, session: SessionID, now: Instant, into actions: inout [Action]
+    ) {
         var message = message
         do {
             try hooks.admit(&message, from: member)
@@ -312,90 +370,67 @@ public struct DaemonCore: Sendable {
             actions.append(.send(.error(.architectureRefused, fatal: false, reason: error.reason), to: session))
             return
         }
-        sequence += 1
-        deliver(DeliveredMessage(
+        drive(.multicast(DeliveredMessage(
             service: message.service, messageType: message.messageType, sender: member,
-            groups: message.groups, payload: message.payload), into: &actions)
+            groups: message.groups, payload: message.payload)), now: now, into: &actions)
     }
 
-    /// Delivers an ordered message to the local members of its groups.
-    private mutating func deliver(_ message: DeliveredMessage, into actions: inout [Action]) {
-        let recipients = localRecipients(of: message)
-        guard !recipients.isEmpty else { return }
-        var message = message
-        hooks.prepareDelivery(&message)
-        actions.append(.deliver(.message(message), to: recipients))
-    }
-
-    /// Gives `operation` the next position of the total order and applies it.
-    private mutating func order(_ operation: OrderedOperation) -> [Action] {
-        sequence += 1
-        return apply(operation, sequence: sequence)
-    }
-
-    /// Applies an operation at its position of the total order: views for membership changes,
-    /// deliveries for messages, to local sessions only.
-    private mutating func apply(_ operation: OrderedOperation, sequence: UInt64) -> [Action] {
-        if case .message(let message) = operation {
-            var actions: [Action] = []
-            deliver(message, into: &actions)
-            return actions
-        }
+    private mutating func drive(_ event: GroupService.Event, now: Instant) -> [Action] {
         var actions: [Action] = []
-        for var change in table.apply(operation, sequence: sequence) {
-            rebuildLocalRecipients(of: change.view.group)
-            hooks.prepareView(&change.view)
-            let targets = change.recipients.compactMap { member -> SessionID? in
-                guard let session = sessionByMember[member],
-                      case .established(_, let wantsMembership) = self.sessions[session], wantsMembership
-                else { return nil }
-                return session
-            }
-            if !targets.isEmpty { actions.append(.deliver(.view(change.view), to: targets)) }
-        }
+        drive(event, now: now, into: &actions)
         return actions
     }
 
-    private mutating func rebuildLocalRecipients(of group: GroupName) {
-        let sessions = table.members(of: group).compactMap { sessionByMember[$0] }
-        localRecipients[group] = sessions.isEmpty ? nil : sessions
-    }
-
-    /// Local sessions that receive `message`: each member of the union of its groups once,
-    /// less the sender under SELF_DISCARD.
-    private func localRecipients(of message: DeliveredMessage) -> [SessionID] {
-        let discard = message.service.selfDiscard ? sessionByMember[message.sender] : nil
-        if message.groups.count == 1 {
-            let group = message.groups[0]
-            var recipients: [SessionID]
-            if let member = group.privateMember {
-                recipients = sessionByMember[member].map { [$0] } ?? []
-            } else {
-                recipients = localRecipients[group] ?? []
+    /// Runs the group service on `event` and turns what it answers into the shell's actions:
+    /// protocol messages and timers pass through, views and messages go to local sessions.
+    private mutating func drive(_ event: GroupService.Event, now: Instant, into actions: inout [Action]) {
+        for action in groups.on(event, now: now) {
+            switch action {
+            case .broadcast(let message):
+                actions.append(.broadcastToPeers(message))
+            case .send(let message, let to):
+                actions.append(.sendToPeer(message, to: to))
+            case .armTimer(let timer, let after):
+                actions.append(.armTimer(.ring(timer), after: after))
+            case .pauseIntake(let paused):
+                ringBacklogged = paused
+                updateIntake(into: &actions)
+            case .view(var view, let members):
+                hooks.prepareView(&view)
+                let targets = members.compactMap { member -> SessionID? in
+                    guard let session = sessionByMember[member],
+                          case .established(_, let wantsMembership) = sessions[session], wantsMembership
+                    else { return nil }
+                    return session
+                }
+                if !targets.isEmpty { actions.append(.deliver(.view(view), to: targets)) }
+            case .message(var message, let members, _):
+                let targets = members.compactMap { sessionByMember[$0] }
+                guard !targets.isEmpty else { continue }
+                hooks.prepareDelivery(&message)
+                actions.append(.deliver(.message(message), to: targets))
+            case .configuration(let configuration):
+                actions.append(.configurationInstalled(configuration))
+            case .refused(let member):
+                if let session = sessionByMember[member] {
+                    actions.append(.send(.error(.overloaded, fatal: false,
+                                                reason: "too many operations wait for the daemons' ring; this one was dropped"), to: session))
+                }
+            case .droppedItem, .ordered:
+                // A malformed item is counted by the group service (`droppedItems`); the order
+                // report is for checkers.
+                break
             }
-            if let discard { recipients.removeAll { $0 == discard } }
-            return recipients
         }
-        var seen: Set<SessionID> = []
-        var recipients: [SessionID] = []
-        for group in message.groups {
-            let sessions: [SessionID]
-            if let member = group.privateMember {
-                sessions = sessionByMember[member].map { [$0] } ?? []
-            } else {
-                sessions = localRecipients[group] ?? []
-            }
-            for session in sessions where session != discard && seen.insert(session).inserted {
-                recipients.append(session)
-            }
-        }
-        return recipients
     }
 
     private func status() -> DaemonStatus {
-        DaemonStatus(
+        let ring = groups.ring
+        return DaemonStatus(
             daemonName: settings.daemonName, version: settings.version, architecture: hooks.architectureName,
-            configuration: table.configuration, configurationMembers: [settings.daemonName],
+            configuration: table.configuration,
+            configurationMembers: (ring.configuration?.members ?? [daemon]).map(\.description),
+            membershipState: ring.phaseName, droppedPeers: droppedPeers.sorted(),
             clients: sessionByMember.keys.sorted(),
             groups: table.groups.keys.sorted().map { name in
                 let group = table.groups[name]!
@@ -413,21 +448,22 @@ public struct DaemonCore: Sendable {
     }
 
     /// Ends an established session on an error: a typed error frame, then close.
-    private mutating func fail(_ session: SessionID, _ code: ErrorCode, _ reason: String) -> [Action] {
+    private mutating func fail(_ session: SessionID, _ code: ErrorCode, _ reason: String, now: Instant) -> [Action] {
         guard let state = sessions[session] else { return [] }
         if case .awaitingConnect = state { return reject(session, code, reason) }
         if case .closing = state { return [] }
-        return [.send(.error(code, fatal: true, reason: reason), to: session)] + drop(session, reason: "\(code): \(reason)")
+        return [.send(.error(code, fatal: true, reason: reason), to: session)] + drop(session, reason: "\(code): \(reason)", now: now)
     }
 
-    /// Closes a session and removes its member from every group (views go out at once).
-    private mutating func drop(_ session: SessionID, reason: String, discardQueued: Bool = false) -> [Action] {
+    /// Closes a session and removes its member from every group (an ordered disconnect: the
+    /// other members see it leave once the ring orders it).
+    private mutating func drop(_ session: SessionID, reason: String, discardQueued: Bool = false, now: Instant) -> [Action] {
         guard let state = sessions[session] else { return [] }
         sessions[session] = .closing
         var actions: [Action] = []
         if case .established(let member, _) = state {
             sessionByMember[member] = nil
-            actions += order(.disconnect(member))
+            actions += drive(.disconnect(member), now: now)
         }
         actions.append(.close(session, reason: reason, discardQueued: discardQueued))
         return actions

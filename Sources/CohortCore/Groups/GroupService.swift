@@ -85,6 +85,10 @@ public struct GroupService: Sendable {
     private var deferredTransitional: RingConfiguration?
     /// Between a transitional configuration and the next regular one: the old ring's hash.
     private var transitionalViews: UInt64?
+    /// Groups given a transitional view since the last regular one: the state exchange gives
+    /// each a regular view, changed or not (EVS: a transitional configuration is always
+    /// followed by a regular one).
+    private var transitionalGroups: Set<GroupName> = []
     /// The daemons of the current configuration (regular, or transitional), by name.
     private var currentDaemons: Set<String> = []
     /// Items that did not decode.
@@ -272,6 +276,7 @@ public struct GroupService: Sendable {
         let viewID = GroupViewID(configuration: configuration.ring.configurationID, sequence: 0)
         for change in table.removeMembers(notOn: daemons) {
             let remaining = change.before.filter { daemons.contains($0.daemon) }
+            if !remaining.isEmpty { transitionalGroups.insert(change.group) }
             let local = remaining.filter { $0.daemon == me.name }
             guard !local.isEmpty else { continue }
             let view = GroupView(
@@ -296,7 +301,9 @@ public struct GroupService: Sendable {
             }
         }
         let viewID = GroupViewID(configuration: table.configuration, sequence: nextViewSequence(viewSequence))
-        for change in table.replaceMembership(with: members, viewID: viewID) {
+        let renewing = transitionalGroups
+        transitionalGroups = []
+        for change in table.replaceMembership(with: members, viewID: viewID, renewing: renewing) {
             let after = table.members(of: change.group)
             let local = after.filter { $0.daemon == me.name }
             guard !local.isEmpty else { continue }

@@ -150,16 +150,16 @@ extension GroupTable {
     }
 
     /// Replaces every group's membership by `members` (groups absent from it become empty),
-    /// stamping changed groups with `viewID`; returns the groups whose membership changed, with
-    /// their members before.
+    /// stamping changed groups, and the non-empty groups of `renewing`, with `viewID`; returns
+    /// those groups, with their members before.
     public mutating func replaceMembership(
-        with members: [GroupName: [MemberID]], viewID: GroupViewID
+        with members: [GroupName: [MemberID]], viewID: GroupViewID, renewing: Set<GroupName> = []
     ) -> [(group: GroupName, before: [MemberID])] {
         var changed: [(group: GroupName, before: [MemberID])] = []
         for name in Set(groups.keys).union(members.keys).sorted() {
             let before = groups[name]?.members ?? []
             let after = members[name] ?? []
-            guard before != after else { continue }
+            guard before != after || (renewing.contains(name) && !after.isEmpty) else { continue }
             changed.append((name, before))
             if after.isEmpty { groups[name] = nil } else { groups[name] = Group(members: after, viewID: viewID) }
         }

@@ -60,16 +60,30 @@ extension PeerMessage {
     /// Decodes one message; throws a typed error for anything malformed, oversized or trailing.
     public static func decode(_ bytes: [UInt8], limits: Limits = Limits(), daemonsMax: Int = 128) throws(WireError) -> PeerMessage {
         try bytes.withUnsafeBytes { raw in
-            Result { () throws(WireError) in
-                var reader = WireReader(raw)
-                let message = try decode(from: &reader, limits: limits, daemonsMax: daemonsMax)
-                try reader.expectEnd()
-                return message
-            }
+            Result { () throws(WireError) in try decode(raw, limits: limits, daemonsMax: daemonsMax) }
         }.get()
     }
 
-    private static func decode(from reader: inout WireReader, limits: Limits, daemonsMax: Int) throws(WireError) -> PeerMessage {
+    /// Decodes one message from raw bytes (a frame body in a receive buffer).
+    public static func decode(_ raw: UnsafeRawBufferPointer, limits: Limits = Limits(), daemonsMax: Int = 128) throws(WireError) -> PeerMessage {
+        var reader = WireReader(raw)
+        let message = try decode(from: &reader, limits: limits, daemonsMax: daemonsMax)
+        try reader.expectEnd()
+        return message
+    }
+
+    /// The daemon that must have sent this message, when the message says so: joins and merge
+    /// announcements come only from the daemon they name. (A packet names its first broadcaster
+    /// but any member may retransmit it; tokens travel from member to member.)
+    public var claimedSender: DaemonID? {
+        switch self {
+        case .join(let join): join.sender
+        case .mergeDetect(_, let sender): sender
+        case .packet, .token, .commit: nil
+        }
+    }
+
+    static func decode(from reader: inout WireReader, limits: Limits, daemonsMax: Int) throws(WireError) -> PeerMessage {
         let kindByte = try reader.readUInt8()
         guard let kind = Kind(rawValue: kindByte) else { throw .unknownFrameKind(kindByte) }
         switch kind {

@@ -210,7 +210,11 @@ public struct TotemRing: Sendable {
     // Gather.
     var processors: Set<DaemonID> = []
     var failed: Set<DaemonID> = []
-    var consensus: Set<DaemonID> = []
+    var consensus: Set<DaemonID> = [] {
+        didSet { if consensus.count <= 1 { awaitingCommit = false } }
+    }
+    /// Agreement was complete and this member waits for the representative's commit token.
+    var awaitingCommit = false
     // Client items waiting for the token.
     var pending: [RingItem] = []
     var pendingHead = 0
@@ -234,6 +238,16 @@ public struct TotemRing: Sendable {
     /// The regular configuration installed last, if any.
     public var configuration: RingConfiguration? {
         hasInstalled ? RingConfiguration(ring: regular.id, previous: nil, members: regular.members) : nil
+    }
+
+    /// The protocol state: `gather`, `commit`, `recovery` or `operational` (Totem §4).
+    public var phaseName: String {
+        switch phase {
+        case .gather: "gather"
+        case .commit: "commit"
+        case .recovery: "recovery"
+        case .operational: "operational"
+        }
     }
 
     /// Whether the ring is operational (not forming a new membership).
@@ -719,8 +733,12 @@ public struct TotemRing: Sendable {
             changed = before != (processors.count, failed.count)
         }
         if changed {
+            // A new round of agreement: it gets a whole consensus timeout (Totem restarts the
+            // timer whenever the sets change; otherwise a timer armed for the previous round
+            // could fail a processor that just agreed).
             consensus = [me]
             actions.append(.broadcast(.join(joinMessage)))
+            arm(.consensus, after: settings.consensusTimeout, now: now, into: &actions)
         }
         if join.processors == processors, join.failed == failed { consensus.insert(join.sender) }
         checkConsensus(now: now, into: &actions)
@@ -736,6 +754,7 @@ public struct TotemRing: Sendable {
             retireOldIncarnations()
             consensus = [me]
             actions.append(.broadcast(.join(joinMessage)))
+            arm(.consensus, after: settings.consensusTimeout, now: now, into: &actions)
         default:
             ignore()
         }
@@ -745,7 +764,16 @@ public struct TotemRing: Sendable {
     private mutating func checkConsensus(now: Instant, into actions: inout [Action]) {
         guard case .gather = phase else { return }
         let active = processors.subtracting(failed)
-        guard active.isSubset(of: consensus), active.min() == me else { return }
+        guard active.isSubset(of: consensus) else { return }
+        guard active.min() == me else {
+            // Agreement is complete: the representative has a whole consensus timeout to send
+            // the commit token before it is given up on.
+            if !awaitingCommit {
+                awaitingCommit = true
+                arm(.consensus, after: settings.consensusTimeout, now: now, into: &actions)
+            }
+            return
+        }
         let members = active.sorted()
         let sequence = max(ringSequenceHigh, regular.id.sequence) + 1
         ringSequenceHigh = sequence

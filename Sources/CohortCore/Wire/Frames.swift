@@ -77,10 +77,14 @@ public enum ClientFrame: Hashable, Sendable {
     case statusRequest
     /// Ends the session gracefully.
     case disconnect
+    /// Fault injection (only on a daemon started with `--fault-injection`): from now on drop
+    /// every protocol message to and from the named peer daemons (an empty list heals). The
+    /// daemon answers with its status.
+    case dropPeers([String])
 
     enum Kind: UInt8 {
         case connect = 0x01, authResponse = 0x02, join = 0x03, leave = 0x04, multicast = 0x05
-        case statusRequest = 0x06, disconnect = 0x07
+        case statusRequest = 0x06, disconnect = 0x07, dropPeers = 0x08
     }
 }
 
@@ -149,6 +153,10 @@ extension ClientFrame {
             writer.write(Kind.statusRequest.rawValue)
         case .disconnect:
             writer.write(Kind.disconnect.rawValue)
+        case .dropPeers(let names):
+            writer.write(Kind.dropPeers.rawValue)
+            writer.write(UInt32(names.count))
+            for name in names { writer.writeShortString(name) }
         }
         writer.patchLength(at: start)
     }
@@ -235,6 +243,9 @@ extension DaemonFrame {
             writer.write(status.configuration)
             writer.write(UInt32(status.configurationMembers.count))
             for daemon in status.configurationMembers { writer.writeShortString(daemon) }
+            writer.writeShortString(status.membershipState)
+            writer.write(UInt32(status.droppedPeers.count))
+            for daemon in status.droppedPeers { writer.writeShortString(daemon) }
             writer.write(members: status.clients)
             writer.write(UInt32(status.groups.count))
             for summary in status.groups {
@@ -334,6 +345,15 @@ extension ClientFrame {
             frame = .statusRequest
         case .disconnect:
             frame = .disconnect
+        case .dropPeers:
+            let count = try reader.readCount()
+            var names: [String] = []
+            for _ in 0..<count {
+                let name = try reader.readShortString()
+                guard MemberID.isValidPart(name, bytesMax: limits.daemonNameBytesMax) else { throw .invalidDaemonName(name) }
+                names.append(name)
+            }
+            frame = .dropPeers(names)
         }
         try reader.expectEnd()
         return frame
@@ -402,6 +422,10 @@ extension DaemonFrame {
             let daemonCount = try reader.readCount()
             var daemons: [String] = []
             for _ in 0..<daemonCount { daemons.append(try reader.readShortString()) }
+            let membershipState = try reader.readShortString()
+            let droppedCount = try reader.readCount()
+            var dropped: [String] = []
+            for _ in 0..<droppedCount { dropped.append(try reader.readShortString()) }
             let clients = try reader.readMembers(limits: limits)
             let groupCount = try reader.readCount()
             var groups: [DaemonStatus.GroupSummary] = []
@@ -412,7 +436,8 @@ extension DaemonFrame {
             }
             frame = .status(DaemonStatus(
                 daemonName: daemonName, version: version, architecture: architecture, configuration: configuration,
-                configurationMembers: daemons, clients: clients, groups: groups))
+                configurationMembers: daemons, membershipState: membershipState, droppedPeers: dropped,
+                clients: clients, groups: groups))
         }
         try reader.expectEnd()
         return frame

@@ -107,8 +107,12 @@ public struct DaemonStatus: Hashable, Sendable {
     public var architecture: String
     /// The current daemon configuration.
     public var configuration: ConfigurationID
-    /// Daemons in the current configuration.
+    /// Daemons in the current configuration (`name/incarnation`).
     public var configurationMembers: [String]
+    /// The membership protocol's state: `gather`, `commit`, `recovery` or `operational`.
+    public var membershipState: String
+    /// Peers whose traffic this daemon drops (fault injection; empty in normal operation).
+    public var droppedPeers: [String]
     /// Clients connected to this daemon.
     public var clients: [MemberID]
     /// Every group with its members, by name.
@@ -133,13 +137,16 @@ public struct DaemonStatus: Hashable, Sendable {
     /// Creates a status snapshot.
     public init(
         daemonName: String, version: String, architecture: String, configuration: ConfigurationID,
-        configurationMembers: [String], clients: [MemberID], groups: [GroupSummary]
+        configurationMembers: [String], membershipState: String = "operational", droppedPeers: [String] = [],
+        clients: [MemberID], groups: [GroupSummary]
     ) {
         self.daemonName = daemonName
         self.version = version
         self.architecture = architecture
         self.configuration = configuration
         self.configurationMembers = configurationMembers
+        self.membershipState = membershipState
+        self.droppedPeers = droppedPeers
         self.clients = clients
         self.groups = groups
     }

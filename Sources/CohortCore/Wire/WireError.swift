@@ -101,6 +101,10 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case tooManyClients = 19
     /// The security architecture refused the message.
     case architectureRefused = 20
+    /// The daemon holds too many operations waiting for the ring; this one was dropped.
+    case overloaded = 21
+    /// The operation is not enabled on this daemon (fault injection without `--fault-injection`).
+    case notPermitted = 22
 
     public var description: String {
         switch self {
@@ -124,6 +128,8 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .shuttingDown: "daemon shutting down"
         case .tooManyClients: "too many clients"
         case .architectureRefused: "refused by the security architecture"
+        case .overloaded: "daemon overloaded"
+        case .notPermitted: "operation not permitted on this daemon"
         }
     }
 }

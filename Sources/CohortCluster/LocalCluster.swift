@@ -1,0 +1,280 @@
+import Cohort
+public import CohortCore
+public import CohortDaemon
+public import CohortTransport
+public import Foundation
+
+/// Starts and stops real `cohortd` processes on loopback that form one server group, for
+/// `cohort cluster`, `cohort demo`, the experiments and the end-to-end tests; and injects faults
+/// into them: kill (SIGKILL) and restart a daemon, partition the daemons (each daemon drops the
+/// protocol traffic of the others, `--fault-injection`) and heal.
+public final class LocalCluster: @unchecked Sendable {
+    /// One daemon of the cluster.
+    public struct Member: Sendable {
+        /// Daemon name.
+        public var name: String
+        /// TCP client address, `127.0.0.1:PORT`.
+        public var clientAddress: String
+        /// Unix socket client address, `unix:PATH`.
+        public var socketAddress: String
+        /// The TCP client address, parsed.
+        public var address: DaemonAddress { try! DaemonAddress(parsing: clientAddress) }
+    }
+
+    /// The daemons, in order.
+    public let members: [Member]
+    /// The folder holding the configuration file and the daemons' logs.
+    public let directory: URL
+    private let configPath: URL
+    private let executable: URL
+    private let faultInjection: Bool
+    // Guarded by `lock`: processes are started and stopped from any task.
+    private var processes: [String: Process]
+    private var stopped = false
+    private let lock = NSLock()
+
+    private init(members: [Member], directory: URL, configPath: URL, executable: URL, faultInjection: Bool) {
+        self.members = members
+        self.directory = directory
+        self.configPath = configPath
+        self.executable = executable
+        self.faultInjection = faultInjection
+        self.processes = [:]
+    }
+
+    /// Writes a configuration for `daemons` daemons on ports `basePort...` into `directory`
+    /// (a fresh temporary folder when `nil`), starts one `cohortd` per daemon and returns once
+    /// they form one configuration of all of them (or throws after `readyTimeout`).
+    /// With `faultInjection`, the daemons accept ``partition(_:)`` and ``heal()``.
+    public static func start(
+        daemons: Int, basePort: Int, directory: URL? = nil, architecture: String = "plain",
+        daemonExecutable: URL? = nil, logLevel: String = "notice", faultInjection: Bool = false,
+        membership: DaemonConfiguration.Membership = .init(), readyTimeout: Duration = .seconds(30)
+    ) async throws -> LocalCluster {
+        guard (1...64).contains(daemons) else { throw ClusterError("a local cluster has 1 to 64 daemons, not \(daemons)") }
+        let folder = directory ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("cohort-cluster-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let entries = (0..<daemons).map { index in
+            DaemonConfiguration.DaemonEntry(
+                name: "d\(index + 1)", host: "127.0.0.1", daemonPort: basePort + 2 * index + 1,
+                clientPort: basePort + 2 * index, socketPath: folder.appendingPathComponent("d\(index + 1).sock").path)
+        }
+        var configuration = DaemonConfiguration(daemons: entries)
+        configuration.architecture = architecture
+        configuration.logLevel = logLevel
+        configuration.membership = membership
+        do { try configuration.validate() } catch { throw ClusterError(error.description) }
+        let configPath = folder.appendingPathComponent("cohort.yaml")
+        try configuration.yaml().write(to: configPath, atomically: true, encoding: .utf8)
+
+        let executable = daemonExecutable ?? Self.defaultDaemonExecutable()
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw ClusterError("cohortd not found at \(executable.path); build it with `swift build` or set COHORTD")
+        }
+        let cluster = LocalCluster(
+            members: entries.map { Member(name: $0.name, clientAddress: "127.0.0.1:\($0.clientPort!)", socketAddress: "unix:\($0.socketPath!)") },
+            directory: folder, configPath: configPath, executable: executable, faultInjection: faultInjection)
+        do {
+            for member in cluster.members { try cluster.launch(member.name) }
+            try await cluster.waitUntilFormed(Set(cluster.members.map(\.name)), timeout: readyTimeout)
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        return cluster
+    }
+
+    /// `cohortd` next to the running executable, or `$COHORTD`.
+    public static func defaultDaemonExecutable() -> URL {
+        if let path = ProcessInfo.processInfo.environment["COHORTD"] { return URL(fileURLWithPath: path) }
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return me.deletingLastPathComponent().appendingPathComponent("cohortd")
+    }
+
+    /// The member named `name`.
+    public func member(_ name: String) throws -> Member {
+        guard let member = members.first(where: { $0.name == name }) else { throw ClusterError("no daemon \(name) in the cluster") }
+        return member
+    }
+
+    // MARK: - Processes
+
+    private func launch(_ name: String) throws {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = [
+            "--config", configPath.path, "--name", name,
+            "--parent-pid", "\(ProcessInfo.processInfo.processIdentifier)",
+        ] + (faultInjection ? ["--fault-injection"] : [])
+        let log = directory.appendingPathComponent("\(name).log")
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try lock.withLock {
+            guard !stopped else { throw ClusterError("the cluster is stopped") }
+            try process.run()
+            processes[name] = process
+        }
+    }
+
+    /// Kills daemon `name` with `signal` (SIGKILL: a crash) and waits for it to exit.
+    public func kill(_ name: String, signal: Int32 = SIGKILL) async throws {
+        _ = try member(name)
+        guard let process = lock.withLock({ processes[name] }), process.isRunning else {
+            throw ClusterError("daemon \(name) is not running")
+        }
+        Foundation.kill(process.processIdentifier, signal)
+        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    /// Starts daemon `name` again (a new incarnation) and waits until it accepts clients.
+    public func restart(_ name: String, timeout: Duration = .seconds(20)) async throws {
+        let member = try member(name)
+        if let process = lock.withLock({ processes[name] }), process.isRunning { throw ClusterError("daemon \(name) is running") }
+        try launch(name)
+        let deadline = ContinuousClock.now + timeout
+        while (try? await CohortClient.status(of: member.address)) == nil {
+            guard ContinuousClock.now < deadline else { throw ClusterError("daemon \(name) not ready within \(timeout)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Whether every daemon process is running.
+    public var isRunning: Bool {
+        lock.withLock { processes.count == members.count && processes.values.allSatisfy(\.isRunning) }
+    }
+
+    /// The process id of daemon `name`, if it is running.
+    public func pid(of name: String) -> Int32? {
+        lock.withLock { processes[name].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+    }
+
+    /// Names of the daemons whose process is running.
+    public var running: [String] {
+        lock.withLock { members.map(\.name).filter { processes[$0]?.isRunning ?? false } }
+    }
+
+    /// Sends SIGTERM to every daemon and waits for them to exit (SIGKILL after 5 s).
+    public func stop() async {
+        let running = lock.withLock { () -> [Process] in
+            stopped = true
+            defer { processes = [:] }
+            return Array(processes.values)
+        }
+        for process in running where process.isRunning { process.terminate() }
+        let deadline = ContinuousClock.now + .seconds(5)
+        for process in running {
+            while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    // MARK: - Membership
+
+    /// Daemon `name`'s status.
+    public func status(of name: String) async throws -> DaemonStatus {
+        try await CohortClient.status(of: try member(name).address)
+    }
+
+    /// Waits until every daemon named in `component` is operational in one configuration of
+    /// exactly those daemons.
+    public func waitUntilFormed(_ component: Set<String>, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var last = ""
+        while true {
+            var configurations: Set<String> = []
+            var formed = true
+            for name in component.sorted() {
+                guard let status = try? await status(of: name) else {
+                    formed = false
+                    last = "\(name) does not answer"
+                    break
+                }
+                let members = Set(status.configurationMembers.map { $0.split(separator: "/").first.map(String.init) ?? $0 })
+                configurations.insert(status.configuration.description)
+                if status.membershipState != "operational" || members != component {
+                    formed = false
+                    last = "\(name) is \(status.membershipState) in \(status.configuration) with \(members.sorted())"
+                    break
+                }
+            }
+            if formed, configurations.count == 1 { return }
+            if formed { last = "daemons are in different configurations: \(configurations.sorted())" }
+            for name in component where lock.withLock({ !(processes[name]?.isRunning ?? false) }) {
+                throw ClusterError("daemon \(name) exited; its log is \(directory.appendingPathComponent("\(name).log").path)")
+            }
+            guard ContinuousClock.now < deadline else {
+                throw ClusterError("daemons \(component.sorted()) did not form one configuration within \(timeout): \(last)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Partitions the daemons into `components` (every daemon in exactly one): each daemon
+    /// drops the protocol traffic of the daemons outside its component. Needs `faultInjection`.
+    public func partition(_ components: [Set<String>]) async throws {
+        let all = Set(members.map(\.name))
+        guard components.reduce(0, { $0 + $1.count }) == all.count, Set(components.flatMap { $0 }) == all else {
+            throw ClusterError("a partition must name every daemon exactly once")
+        }
+        for component in components {
+            for name in component.sorted() where lock.withLock({ processes[name]?.isRunning ?? false }) {
+                _ = try await CohortClient.dropPeers(all.subtracting(component).sorted(), at: try member(name).address)
+            }
+        }
+    }
+
+    /// Ends every partition.
+    public func heal() async throws {
+        for name in running {
+            _ = try await CohortClient.dropPeers([], at: try member(name).address)
+        }
+    }
+}
+
+/// A local cluster could not be started or driven.
+public struct ClusterError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public var description: String
+    /// Creates an error.
+    public init(_ description: String) { self.description = description }
+}
+
+extension LocalCluster {
+    /// A TCP port on 127.0.0.1 that is free right now, with the `count - 1` ports after it free
+    /// too (a cluster of n daemons uses 2n ports). Another process may take them before they
+    /// are bound again.
+    public static func freePorts(_ count: Int = 2) throws -> Int {
+        for _ in 0..<50 {
+            let port = try boundPort(0)
+            guard port + count - 1 <= 65535 else { continue }
+            if (1..<count).allSatisfy({ (try? boundPort(port + $0)) != nil }) { return port }
+        }
+        throw ClusterError("no \(count) free consecutive TCP ports found on 127.0.0.1")
+    }
+
+    /// A free pair of ports (a one-daemon cluster).
+    public static func freePortPair() throws -> Int { try freePorts(2) }
+
+    private static func boundPort(_ port: Int) throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ClusterError("socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw ClusterError("port \(port) is in use") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
