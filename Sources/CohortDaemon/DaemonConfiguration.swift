@@ -84,7 +84,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         /// The representative announces its ring this often, so separated components merge.
         public var mergeDetectMilliseconds: Int = 100
         /// Client operations are packed into ring packets of up to this many bytes.
-        public var packetBytesMax: Int = 32 * 1024
+        public var packetBytesMax: Int = 128 * 1024
         /// Most packets a daemon broadcasts per token visit.
         public var packetsPerToken: Int = 16
         /// Most packets outstanding on the ring.
@@ -139,6 +139,9 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             ring.packetsPerTokenMax = packetsPerToken
             ring.windowPackets = windowPackets
             ring.pendingItemsMax = pendingItemsMax
+            // Client input stops after the reads under way: each client may still submit one
+            // burst (at most 4 reads of up to 256 KiB) after intake paused.
+            ring.pendingItemsRefused = 64 * pendingItemsMax
             do { try ring.validate() } catch { throw .invalid("membership: \(error)") }
             return ring
         }

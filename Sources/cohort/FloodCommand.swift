@@ -156,6 +156,9 @@ struct FloodCommand: AsyncParsableCommand {
                 if case .message(let message) = event, message.sender == connection.member {
                     own += 1
                     if own % 64 == 0 || own == count { delivered.set(own) }
+                } else if case .error(let code, let reason) = event {
+                    // A message the daemon dropped (e.g. overloaded) never comes back: say so.
+                    throw CohortError.daemonError(code, reason: reason)
                 }
             }
             guard own == count else { throw CohortError.disconnected }

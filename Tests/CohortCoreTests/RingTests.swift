@@ -212,6 +212,42 @@ struct PeerCodecTests {
         }
     }
 
+    @Test("link frames round-trip; truncated, corrupted and random link bytes are typed errors, never a trap")
+    func linkFrames() throws {
+        let frames: [PeerLinkFrame] = [.hello(.init(daemon: Self.a)), .heartbeat] + Self.messages.map { .message($0) }
+        var random = SeededRandom(seed: 12)
+        for frame in frames {
+            let encoded = frame.encoded()
+            #expect(Int(encoded[0]) << 24 | Int(encoded[1]) << 16 | Int(encoded[2]) << 8 | Int(encoded[3]) == encoded.count - 4)
+            let body = Array(encoded.dropFirst(4))
+            #expect(try PeerLinkFrame.decode(body: body) == frame)
+            for cut in 0..<body.count {
+                #expect(throws: WireError.self) { try PeerLinkFrame.decode(body: Array(body[..<cut])) }
+            }
+            #expect(throws: WireError.self) { try PeerLinkFrame.decode(body: body + [0]) }
+            for _ in 0..<300 {
+                var corrupted = body
+                corrupted[Int.random(in: 0..<corrupted.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                _ = try? PeerLinkFrame.decode(body: corrupted)
+            }
+        }
+        // A hello with another magic, or a name that is not a daemon name.
+        var wrongMagic = Array(PeerLinkFrame.hello(.init(daemon: Self.a)).encoded().dropFirst(4))
+        wrongMagic[1] ^= 0xFF
+        #expect(throws: WireError.badMagic) { try PeerLinkFrame.decode(body: wrongMagic) }
+        var writer = WireWriter()
+        writer.write(UInt8(1))
+        writer.write(PeerLinkFrame.Hello.magic)
+        writer.write(UInt16(1))
+        writer.writeShortString("bad#name")
+        writer.write(UInt64(1))
+        #expect(throws: WireError.invalidDaemonName("bad#name")) { try PeerLinkFrame.decode(body: writer.bytes) }
+        for _ in 0..<2_000 {
+            let bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            _ = try? PeerLinkFrame.decode(body: bytes)
+        }
+    }
+
     @Test("a ring fed corrupted peer messages never traps and delivers only what its members sent")
     func ringUnderCorruption() throws {
         var network = try PerfectNetwork(["a", "b", "c"])

@@ -225,6 +225,34 @@ struct ClusterTests {
         #expect(status.droppedPeers.isEmpty && status.configurationMembers.count == 3)
     }
 
+    @Test("a peer link that sends garbage, an unknown name or a forged sender is closed; the daemon keeps serving")
+    func badPeers() async throws {
+        let base = try LocalCluster.freePorts(4)
+        let cluster = try await LocalCluster.start(daemons: 2, basePort: base, daemonExecutable: ProcessTests.cohortd)
+        defer { Task { await cluster.stop() } }
+        let daemonPort = base + 1  // d1's peer port
+        func hello(_ name: String) -> [UInt8] { PeerLinkFrame.hello(.init(daemon: DaemonID(name: name, incarnation: 1))).encoded() }
+        let forgedJoin = PeerLinkFrame.message(.join(JoinMessage(
+            sender: DaemonID(name: "d1", incarnation: 1), processors: [DaemonID(name: "d1", incarnation: 1)], failed: [], ringSequence: 0))).encoded()
+        let attacks: [(String, [UInt8])] = [
+            ("garbage", [0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]),
+            ("a frame before the hello", PeerLinkFrame.heartbeat.encoded()),
+            ("an unknown daemon", hello("intruder")),
+            ("a second hello", hello("d2") + hello("d2")),
+            ("a join claiming another sender", hello("d2") + forgedJoin),
+            ("an oversized frame", [0x7f, 0xff, 0xff, 0xff, 1]),
+        ]
+        for (what, bytes) in attacks {
+            let peer = try RawClient(port: daemonPort)
+            peer.send(bytes)
+            #expect(peer.readUntilClosed().closed, "\(what): the link is closed")
+        }
+        // Nothing changed: the two daemons are still one configuration, and d1 serves clients.
+        try await cluster.waitUntilFormed(["d1", "d2"], timeout: .seconds(5))
+        let log = try String(contentsOf: cluster.directory.appendingPathComponent("d1.log"), encoding: .utf8)
+        #expect(log.contains("peer link refused") && log.contains("unknown daemon intruder"))
+    }
+
     @Test("fault injection is refused by a daemon started without it")
     func faultInjectionDisabled() async throws {
         let cluster = try await LocalCluster.start(

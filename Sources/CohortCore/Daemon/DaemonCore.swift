@@ -125,6 +125,8 @@ public struct DaemonCore: Sendable {
     private var intakePaused = false
     /// Peers dropped by fault injection.
     private var droppedPeers: Set<String> = []
+    /// The group service's actions for one event, reused.
+    private var groupActions: [GroupService.Action] = []
 
     /// A core with no sessions; throws if `settings` are inconsistent.
     public init(settings: Settings, hooks: any DaemonSecurityHooks) throws(WireError) {
@@ -158,13 +160,21 @@ public struct DaemonCore: Sendable {
     // MARK: - Events
 
     /// Handles one event at time `now`, appending what the shell must do to `actions`. Drivers
-    /// that reuse one buffer use this form: a client's multicast — the event of the message
-    /// path — then allocates no action array of its own.
+    /// that reuse one buffer use this form: a client's multicast and a peer's message — the
+    /// events of the message path — then allocate no action array of their own.
     public mutating func on(_ event: Event, now: Instant, into actions: inout [Action]) {
-        if case .frame(let session, .multicast(let message)) = event,
-           case .established(let member, _)? = sessions[session] {
-            submit(message, from: member, session: session, now: now, into: &actions)
-        } else {
+        switch event {
+        case .frame(let session, .multicast(let message)):
+            if case .established(let member, _)? = sessions[session] {
+                submit(message, from: member, session: session, now: now, into: &actions)
+            } else {
+                actions += on(event, now: now)
+            }
+        case .peer(let message):
+            drive(.peer(message), now: now, into: &actions)
+        case .timerFired(.ring(let timer)):
+            drive(.timerFired(timer), now: now, into: &actions)
+        default:
             actions += on(event, now: now)
         }
     }
@@ -384,7 +394,14 @@ public struct DaemonCore: Sendable {
     /// Runs the group service on `event` and turns what it answers into the shell's actions:
     /// protocol messages and timers pass through, views and messages go to local sessions.
     private mutating func drive(_ event: GroupService.Event, now: Instant, into actions: inout [Action]) {
-        for action in groups.on(event, now: now) {
+        var groupActions = self.groupActions
+        self.groupActions = []
+        groups.on(event, now: now, into: &groupActions)
+        defer {
+            groupActions.removeAll(keepingCapacity: true)
+            self.groupActions = groupActions
+        }
+        for action in groupActions {
             switch action {
             case .broadcast(let message):
                 actions.append(.broadcastToPeers(message))

@@ -93,6 +93,10 @@ public struct GroupService: Sendable {
     private var currentDaemons: Set<String> = []
     /// Items that did not decode.
     public private(set) var droppedItems = 0
+    /// The last sender and groups decoded: a stream of messages does not re-parse them.
+    private var decodeMemo = DecodeMemo()
+    /// The ring's actions for one event, reused.
+    private var ringActions: [TotemRing.Action] = []
     /// Report every delivered item with ``Action/ordered(_:_:)`` (simulations and logs).
     public var reportsOrder = false
 
@@ -113,28 +117,41 @@ public struct GroupService: Sendable {
 
     /// Handles one event at `now`.
     public mutating func on(_ event: Event, now: Instant) -> [Action] {
+        var actions: [Action] = []
+        on(event, now: now, into: &actions)
+        return actions
+    }
+
+    /// Handles one event at `now`, appending the actions to `actions` (a driver's reused buffer).
+    public mutating func on(_ event: Event, now: Instant, into actions: inout [Action]) {
         switch event {
-        case .start: return drive(.start, now: now)
-        case .peer(let message): return drive(.received(message), now: now)
-        case .timerFired(let timer): return drive(.timerFired(timer), now: now)
-        case .join(let member, let group): return submit(.join(member, group), service: .agreed, now: now)
-        case .leave(let member, let group): return submit(.leave(member, group), service: .agreed, now: now)
-        case .disconnect(let member): return submit(.disconnect(member), service: .agreed, now: now)
-        case .multicast(let message): return submit(.message(message), service: message.service.level, now: now)
+        case .start: drive(.start, now: now, into: &actions)
+        case .peer(let message): drive(.received(message), now: now, into: &actions)
+        case .timerFired(let timer): drive(.timerFired(timer), now: now, into: &actions)
+        case .join(let member, let group): submit(.join(member, group), service: .agreed, now: now, into: &actions)
+        case .leave(let member, let group): submit(.leave(member, group), service: .agreed, now: now, into: &actions)
+        case .disconnect(let member): submit(.disconnect(member), service: .agreed, now: now, into: &actions)
+        case .multicast(let message): submit(.message(message), service: message.service.level, now: now, into: &actions)
         }
     }
 
-    private mutating func submit(_ operation: GroupOperation, service: ServiceLevel, now: Instant) -> [Action] {
+    private mutating func submit(_ operation: GroupOperation, service: ServiceLevel, now: Instant, into actions: inout [Action]) {
         submitted += 1
         // Every item is ordered (UNRELIABLE to AGREED share the total order); SAFE waits for all.
         let item = RingItem(service: service == .safe ? .safe : .agreed, payload: operation.encoded(sequence: submitted))
-        return drive(.submit(item), now: now, client: operation.client)
+        drive(.submit(item), now: now, client: operation.client, into: &actions)
     }
 
     /// Runs the ring on `event`; a refused submission is reported as `client`'s.
-    private mutating func drive(_ event: TotemRing.Event, now: Instant, client: MemberID? = nil) -> [Action] {
-        var actions: [Action] = []
-        for action in ring.on(event, now: now) {
+    private mutating func drive(_ event: TotemRing.Event, now: Instant, client: MemberID? = nil, into actions: inout [Action]) {
+        var ringActions = self.ringActions
+        self.ringActions = []
+        ring.on(event, now: now, into: &ringActions)
+        defer {
+            ringActions.removeAll(keepingCapacity: true)
+            self.ringActions = ringActions
+        }
+        for action in ringActions {
             switch action {
             case .broadcast(let message): actions.append(.broadcast(message))
             case .send(let message, let to): actions.append(.send(message, to: to))
@@ -145,7 +162,6 @@ public struct GroupService: Sendable {
             case .install(let configuration): onInstall(configuration, now: now, into: &actions)
             }
         }
-        return actions
     }
 
     // MARK: - Ordered items
@@ -153,7 +169,7 @@ public struct GroupService: Sendable {
     private mutating func onDelivery(_ delivery: RingDelivery, into actions: inout [Action]) {
         let decoded: (sequence: UInt64, operation: GroupOperation)
         do {
-            decoded = try GroupOperation.decode(delivery.item.payload, limits: limits)
+            decoded = try GroupOperation.decode(delivery.item.payload, limits: limits, memo: &decodeMemo)
         } catch {
             droppedItems += 1
             actions.append(.droppedItem(error))
@@ -205,6 +221,13 @@ public struct GroupService: Sendable {
     }
 
     private func localRecipients(of message: DeliveredMessage) -> [MemberID] {
+        if message.groups.count == 1 {
+            // The common case: one group, no duplicates to remove.
+            let group = message.groups[0]
+            let members = group.privateMember.map { [$0] } ?? table.members(of: group)
+            let discard = message.service.selfDiscard
+            return members.filter { $0.daemon == me.name && !(discard && $0 == message.sender) }
+        }
         var seen: Set<MemberID> = []
         var recipients: [MemberID] = []
         for group in message.groups {
@@ -266,7 +289,7 @@ public struct GroupService: Sendable {
         let memberships = table.members(on: me.name)
         submitted += 1
         let item = RingItem(service: .agreed, payload: GroupOperation.state(memberships).encoded(sequence: submitted))
-        for action in drive(.submitControl(item), now: now) { actions.append(action) }
+        drive(.submitControl(item), now: now, into: &actions)
     }
 
     /// The transitional configuration: members of daemons that did not come along leave their
@@ -379,6 +402,12 @@ enum GroupOperation: Sendable {
     }
 
     static func decode(_ payload: [UInt8], limits: Limits) throws(WireError) -> (sequence: UInt64, operation: GroupOperation) {
+        var memo = DecodeMemo()
+        return try decode(payload, limits: limits, memo: &memo)
+    }
+
+    /// Decodes an item payload, reusing the sender and groups parsed for the item before.
+    static func decode(_ payload: [UInt8], limits: Limits, memo: inout DecodeMemo) throws(WireError) -> (sequence: UInt64, operation: GroupOperation) {
         try payload.withUnsafeBytes { raw in
             Result { () throws(WireError) in
                 var reader = WireReader(raw)
@@ -397,8 +426,8 @@ enum GroupOperation: Sendable {
                 case .message:
                     let service = try reader.readService()
                     let messageType = try reader.readUInt16()
-                    let sender = try reader.readMember(limits: limits)
-                    let groups = try reader.readGroups(limits: limits)
+                    let sender = try reader.readSender(limits: limits, memo: &memo)
+                    let groups = try reader.readGroups(limits: limits, memo: &memo)
                     let body = try reader.readBlob(bytesMax: limits.payloadBytesMax)
                     operation = .message(DeliveredMessage(
                         service: service, messageType: messageType, sender: sender, groups: groups, payload: body))

@@ -44,6 +44,10 @@ public struct TotemRing: Sendable {
         public var packetBytesMax: Int = 1400
         /// Above this many submitted items waiting for the token, the ring asks for intake to pause.
         public var pendingItemsMax: Int = 1024
+        /// Beyond this many waiting items a client item is refused (`nil`: twice
+        /// ``pendingItemsMax``). A driver whose input stops only after the read under way (a
+        /// socket shell takes a burst of frames per read) sets room for that burst.
+        public var pendingItemsRefused: Int?
         /// Most sequence numbers in one token's retransmission list.
         public var retransmitRequestsMax: Int = 64
         /// Most daemons in a membership; a peer message naming more is dropped.
@@ -58,6 +62,9 @@ public struct TotemRing: Sendable {
         public func validate() throws(WireError) {
             guard packetsPerTokenMax > 0, windowPackets >= packetsPerTokenMax else {
                 throw .invalidValue("windowPackets must be at least packetsPerTokenMax > 0")
+            }
+            guard (pendingItemsRefused ?? 2 * pendingItemsMax) > pendingItemsMax else {
+                throw .invalidValue("pendingItemsRefused must exceed pendingItemsMax")
             }
             guard packetBytesMax > 0, pendingItemsMax > 0, retransmitRequestsMax > 0, tokenRetransmitsMax >= 0,
                   daemonsMax > 0, itemsPerPacketMax > 0
@@ -113,7 +120,7 @@ public struct TotemRing: Sendable {
         case install(RingConfiguration)
         /// Stop (`true`) or resume taking client operations: too many wait for the token.
         case pauseIntake(Bool)
-        /// A submitted item was refused: twice ``Settings/pendingItemsMax`` wait already.
+        /// A submitted item was refused: ``Settings/pendingItemsRefused`` wait already.
         case refused(RingItem)
     }
 
@@ -264,6 +271,13 @@ public struct TotemRing: Sendable {
     /// Handles one event at time `now` and returns what the driver must do.
     public mutating func on(_ event: Event, now: Instant) -> [Action] {
         var actions: [Action] = []
+        on(event, now: now, into: &actions)
+        return actions
+    }
+
+    /// Handles one event at time `now`, appending what the driver must do to `actions` (drivers
+    /// that reuse one buffer allocate no action array per event).
+    public mutating func on(_ event: Event, now: Instant, into actions: inout [Action]) {
         switch event {
         case .start:
             enterGather(now: now, adding: [], into: &actions)
@@ -274,7 +288,7 @@ public struct TotemRing: Sendable {
             deadlines[timer] = nil
             onTimer(timer, now: now, into: &actions)
         case .submit(let item):
-            if pendingCount >= 2 * settings.pendingItemsMax {
+            if pendingCount >= settings.pendingItemsRefused ?? 2 * settings.pendingItemsMax {
                 actions.append(.refused(item))
             } else {
                 pending.append(item)
@@ -289,7 +303,6 @@ public struct TotemRing: Sendable {
             intakePaused = shouldPause
             actions.append(.pauseIntake(shouldPause))
         }
-        return actions
     }
 
     private mutating func releaseHeldToken(now: Instant, into actions: inout [Action]) {
