@@ -152,9 +152,6 @@ final class DaemonRuntime {
         links.stop()
     }
 
-    /// The daemon's status (for the log and tests).
-    var membershipState: String { core.groups.ring.phaseName }
-
     // MARK: - Actions
 
     private func perform(_ actions: [DaemonCore.Action]) {
@@ -189,7 +186,7 @@ final class DaemonRuntime {
                 links.dropPeers(peers)
             case .pauseIntake(let paused):
                 intakePaused = paused
-                logger.debug(paused ? "client input paused: a client is backlogged" : "client input resumed")
+                logger.debug(paused ? "client input paused: a client is backlogged or the ring has too much waiting" : "client input resumed")
                 metrics.intakePauses.increment(by: paused ? 1 : 0)
                 for io in channels.values { setAutoRead(!paused, on: io.channel) }
             }

@@ -1,6 +1,7 @@
 import CohortCore
 import CohortTransport
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 
@@ -74,16 +75,14 @@ final class PeerLinks {
         }
     }
 
-    /// Counts of what the links did, for status and the log.
-    struct Statistics {
-        var framesSent = 0
-        var messagesReceived = 0
+    /// What the links drop and refuse (`docs/metrics.md`).
+    private struct Counters {
         /// Protocol messages not sent: the peer was not connected or its link backed up.
-        var messagesUnsent = 0
+        let unsent = Counter(label: "cohort_peer_messages_unsent_total")
         /// Protocol messages dropped by fault injection (both directions).
-        var messagesDroppedByFault = 0
+        let droppedByFault = Counter(label: "cohort_peer_messages_dropped_by_fault_total")
         /// Links refused or closed for bad input, unknown names or silence.
-        var linksRefused = 0
+        let refused = Counter(label: "cohort_peer_links_refused_total")
     }
 
     private let me: DaemonID
@@ -100,7 +99,7 @@ final class PeerLinks {
     private var heartbeat: Scheduled<Void>?
     private var listener: (any Channel)?
     private var stopped = false
-    private(set) var statistics = Statistics()
+    private let counters = Counters()
     /// Where arriving protocol messages go (the runtime).
     var onMessage: (PeerMessage) -> Void = { _ in }
 
@@ -201,23 +200,22 @@ final class PeerLinks {
     /// Appends the frame in `scratch` to a link's buffer, unless it cannot take it.
     private func enqueue(on link: Outgoing) {
         guard let channel = link.channel else {
-            statistics.messagesUnsent += 1
+            counters.unsent.increment()
             return
         }
         if dropped.contains(link.peer.name) {
-            statistics.messagesDroppedByFault += 1
+            counters.droppedByFault.increment()
             return
         }
         // Above the high watermark the peer does not read: dropping is what a lossy network
         // would do, and keeps this daemon's memory bounded.
         guard channel.isWritable else {
-            statistics.messagesUnsent += 1
+            counters.unsent.increment()
             return
         }
         if link.buffer.readableBytes == 0 { dirty.append(link) }
         link.buffer.writeBytes(scratch.bytes)
         link.active = true
-        statistics.framesSent += 1
         scheduleFlush()
     }
 
@@ -341,10 +339,9 @@ final class PeerLinks {
                 return refuse(link, "message claims to come from \(sender)")
             }
             if dropped.contains(peer.name) {
-                statistics.messagesDroppedByFault += 1
+                counters.droppedByFault.increment()
                 return true
             }
-            statistics.messagesReceived += 1
             onMessage(message)
             return true
         }
@@ -356,7 +353,7 @@ final class PeerLinks {
     }
 
     private func refuse(_ link: Incoming, _ reason: String) -> Bool {
-        statistics.linksRefused += 1
+        counters.refused.increment()
         logger.warning("peer link refused", metadata: [
             "peer": "\(link.peer.map { "\($0)" } ?? "?")",
             "address": "\(link.channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)",

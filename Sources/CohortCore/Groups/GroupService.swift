@@ -384,11 +384,9 @@ enum GroupOperation: Sendable {
             writer.write(Kind.disconnect.rawValue)
             writer.writeShortString(member.description)
         case .message(let message):
+            // The fields of the client `message` frame (wire-protocol.md).
             writer.write(Kind.message.rawValue)
-            writer.write(message.service)
-            writer.write(message.messageType)
-            writer.writeShortString(message.sender.description)
-            writer.write(groups: message.groups)
+            writer.writeMessageHeader(message)
             writer.writeBlob(message.payload)
         case .state(let memberships):
             writer.write(Kind.state.rawValue)
@@ -424,13 +422,7 @@ enum GroupOperation: Sendable {
                 case .disconnect:
                     operation = .disconnect(try reader.readMember(limits: limits))
                 case .message:
-                    let service = try reader.readService()
-                    let messageType = try reader.readUInt16()
-                    let sender = try reader.readSender(limits: limits, memo: &memo)
-                    let groups = try reader.readGroups(limits: limits, memo: &memo)
-                    let body = try reader.readBlob(bytesMax: limits.payloadBytesMax)
-                    operation = .message(DeliveredMessage(
-                        service: service, messageType: messageType, sender: sender, groups: groups, payload: body))
+                    operation = .message(try reader.readMessage(limits: limits, memo: &memo))
                 case .state:
                     let count = try reader.readCount()
                     var memberships: [(group: GroupName, members: [MemberID])] = []

@@ -194,10 +194,7 @@ extension DaemonFrame {
 
     private func writeMessageFields(_ message: DeliveredMessage, into writer: inout WireWriter) {
         writer.write(Kind.message.rawValue)
-        writer.write(message.service)
-        writer.write(message.messageType)
-        writer.writeShortString(message.sender.description)
-        writer.write(groups: message.groups)
+        writer.writeMessageHeader(message)
     }
 
     /// Appends the frame, length prefix first.
@@ -272,6 +269,15 @@ extension WireWriter {
     mutating func write(groups: [GroupName]) {
         write(UInt8(truncatingIfNeeded: groups.count))
         for group in groups { writeShortString(group.rawValue) }
+    }
+
+    /// A delivered message's fields before its payload: service, type, sender, groups. The same
+    /// in the client `message` frame and in the daemons' ordered items.
+    mutating func writeMessageHeader(_ message: DeliveredMessage) {
+        write(message.service)
+        write(message.messageType)
+        writeShortString(message.sender.description)
+        write(groups: message.groups)
     }
 
     mutating func write(members: [MemberID]) {
@@ -391,13 +397,7 @@ extension DaemonFrame {
             let method = try reader.readShortString()
             frame = .authChallenge(method: method, data: try reader.readBlob(bytesMax: limits.authDataBytesMax))
         case .message:
-            let service = try reader.readService()
-            let messageType = try reader.readUInt16()
-            let sender = try reader.readSender(limits: limits, memo: &memo)
-            let groups = try reader.readGroups(limits: limits, memo: &memo)
-            let payload = try reader.readBlob(bytesMax: limits.payloadBytesMax)
-            frame = .message(DeliveredMessage(
-                service: service, messageType: messageType, sender: sender, groups: groups, payload: payload))
+            frame = .message(try reader.readMessage(limits: limits, memo: &memo))
         case .view:
             let group = try GroupName(try reader.readShortString(), limits: limits)
             let viewID = try reader.readViewID()
@@ -482,6 +482,17 @@ extension WireReader {
     }
 
     /// Reads a sender; if its bytes equal the memo's, returns the memo's member.
+    /// A delivered message (its header as ``WireWriter/writeMessageHeader(_:)`` writes it, then
+    /// the payload blob), reusing the sender and groups of the message before.
+    mutating func readMessage(limits: Limits, memo: inout DecodeMemo) throws(WireError) -> DeliveredMessage {
+        let service = try readService()
+        let messageType = try readUInt16()
+        let sender = try readSender(limits: limits, memo: &memo)
+        let groups = try readGroups(limits: limits, memo: &memo)
+        let payload = try readBlob(bytesMax: limits.payloadBytesMax)
+        return DeliveredMessage(service: service, messageType: messageType, sender: sender, groups: groups, payload: payload)
+    }
+
     mutating func readSender(limits: Limits, memo: inout DecodeMemo) throws(WireError) -> MemberID {
         let start = offset
         guard remaining >= 1 else { throw .truncated }
