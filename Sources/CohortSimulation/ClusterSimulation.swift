@@ -44,6 +44,12 @@ public struct ClusterSimulation: Sendable {
         public var partitions = true
         /// Crash and restart faults.
         public var crashes = true
+        /// Probability that a daemon stalls after handling an event (a real daemon's event loop
+        /// busy or descheduled): until the stall ends, its messages and timers wait, then run in
+        /// a shuffled order. Safety phase only.
+        public var stallRate = 0.0
+        /// Longest stall, in milliseconds.
+        public var stallMaxMilliseconds = 100.0
 
         /// Default options.
         public init() {}
@@ -62,11 +68,13 @@ public struct ClusterSimulation: Sendable {
             options.partitions = random.next() % 4 != 0
             options.crashes = random.next() % 3 != 0
             if !options.partitions && !options.crashes { options.partitions = true }
+            options.stallRate = [0, 0, 0.002, 0.01].randomElement(using: &random)!
+            options.stallMaxMilliseconds = [20, 100, 400].randomElement(using: &random)!
             return options
         }
 
         public var description: String {
-            "daemons=\(daemons) clients=\(clients) loss=\(lossRate) duplicate=\(duplicateRate) delay=\(delayBaseMilliseconds)+exp(\(delayMeanMilliseconds))ms submit=\(submitIntervalMilliseconds)ms faults=\(faultIntervalMilliseconds)ms partitions=\(partitions) crashes=\(crashes)"
+            "daemons=\(daemons) clients=\(clients) loss=\(lossRate) duplicate=\(duplicateRate) delay=\(delayBaseMilliseconds)+exp(\(delayMeanMilliseconds))ms submit=\(submitIntervalMilliseconds)ms faults=\(faultIntervalMilliseconds)ms partitions=\(partitions) crashes=\(crashes)\(stallRate > 0 ? " stalls=\(stallRate)x\(stallMaxMilliseconds)ms" : "")"
         }
     }
 
@@ -155,6 +163,8 @@ public struct ClusterSimulation: Sendable {
         var incarnation: UInt64
         var ring: GroupService?
         var component = 0
+        /// Stalled until then: its events wait.
+        var busyUntil: UInt64 = 0
         var lastLoggedSend: UInt64 = 0
         var intakePaused = false
         var id: DaemonID { DaemonID(name: name, incarnation: incarnation) }
@@ -230,9 +240,25 @@ public struct ClusterSimulation: Sendable {
                 print("t=\(time / 1_000_000)ms events=\(events) queue=\(queue.count) \(nodes.map { $0.ring?.ring.debugState ?? "crashed" })")
             }
             now = time
+            if let node = Self.target(of: event), time < nodes[node].busyUntil {
+                // Stalled: the event runs when the stall ends, in a shuffled order.
+                queue.push(event, at: nodes[node].busyUntil + random.next() % 1_000_000)
+                continue
+            }
             handle(event)
+            if options.stallRate > 0, !healed, let node = Self.target(of: event), unit() < options.stallRate {
+                nodes[node].busyUntil = now + milliseconds(1 + unit() * (options.stallMaxMilliseconds - 1))
+            }
         }
         return finish()
+    }
+
+    /// The daemon an event runs on, if any.
+    private static func target(of event: Event) -> Int? {
+        switch event {
+        case .start(let node, _), .timer(let node, _, _), .deliver(_, let node, _, _): node
+        case .client, .fault, .heal, .check: nil
+        }
     }
 
     private mutating func setUp() {
