@@ -162,6 +162,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The CPU cost of the message path, three daemon cores wired in memory (no sockets).
+        .executableTarget(
+            name: "cohort-path-bench",
+            dependencies: ["CohortCore", "CohortDaemon", "CohortSecurity"],
+            path: "Experiments/MessagePathBenchmark",
+            swiftSettings: strictSettings
+        ),
+
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
         .testTarget(name: "CohortSimulationTests", dependencies: ["CohortSimulation", "CohortCore"], swiftSettings: strictSettings),
         .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CohortSimulation", "CGMP"], swiftSettings: strictSettings),
@@ -178,6 +186,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -3,9 +3,10 @@ import CohortTransport
 import NIOCore
 
 extension ByteBuffer {
-    /// `frames` encoded back to back with the core's codec: one buffer, one write.
-    init(encoding frames: some Sequence<ClientFrame>) {
-        var writer = WireWriter(capacity: 256)
+    /// `frames` encoded back to back with the core's codec: one buffer, one write (its room
+    /// reserved first, so that a batch of large messages is not copied as the buffer grows).
+    init(encoding frames: some Collection<ClientFrame>) {
+        var writer = WireWriter(capacity: frames.reduce(0) { $0 + $1.encodedCapacityHint })
         for frame in frames { frame.encode(into: &writer) }
         self.init(bytes: writer.bytes)
     }

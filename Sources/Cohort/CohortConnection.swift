@@ -58,10 +58,12 @@ public enum CohortClient {
         }
         let timeout = TimeAmount(options.connectTimeout)
         // Room for a few send batches in flight: with NIO's default 64 KiB high watermark every
-        // batch would suspend the sending task until the socket drained.
+        // batch would suspend the sending task until the socket drained. Reads grow up to 1 MiB
+        // under a flood of deliveries (NIO's default stops at 64 KiB), as the daemon's do.
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(timeout)
             .channelOption(.writeBufferWaterMark, value: .init(low: 512 * 1024, high: 2 * 1024 * 1024))
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
         let (channel, acceptedFuture): (NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)
         do {
             switch address {
@@ -230,7 +232,7 @@ public final class CohortConnection: Sendable {
         try await send(CollectionOfOne(frame))
     }
 
-    private func send(_ frames: some Sequence<ClientFrame>) async throws {
+    private func send(_ frames: some Collection<ClientFrame>) async throws {
         do {
             try await outbound.write(ByteBuffer(encoding: frames))
         } catch {
@@ -280,11 +282,9 @@ final class SharedHooks: Sendable {
     func seal(_ message: inout OutgoingMessage) throws(ArchitectureError) {
         try hooks.withLock { (hooks) throws(ArchitectureError) in try hooks.seal(&message) }
     }
-    func open(_ message: inout DeliveredMessage) throws(ArchitectureError) {
-        try hooks.withLock { (hooks) throws(ArchitectureError) in try hooks.open(&message) }
-    }
-    func install(_ view: inout GroupView) throws(ArchitectureError) {
-        try hooks.withLock { (hooks) throws(ArchitectureError) in try hooks.install(&view) }
+    /// Runs `body` with the hooks locked (once for a batch of messages).
+    func withHooks<Result>(_ body: (inout any ClientSecurityHooks) -> Result) -> Result {
+        hooks.withLock { hooks in body(&hooks) }
     }
 }
 
@@ -302,9 +302,12 @@ public struct CohortEvents: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         var base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator
         let hooks: SharedHooks
-        /// The frames of the last read not yet handed out, last first (so that each is moved
+        /// The events of the last read not yet handed out, last first (so that each is moved
         /// out with `popLast`, not copied).
-        var pending: [DaemonFrame] = []
+        var pending: [CohortEvent] = []
+        /// A fatal frame of the last read: thrown once the events before it are handed out.
+        var failure: CohortError?
+        var finished = false
 
         init(base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator, hooks: SharedHooks) {
             self.base = base
@@ -314,46 +317,78 @@ public struct CohortEvents: AsyncSequence, Sendable {
         /// The next event; `nil` once the daemon closed the session.
         public mutating func next() async throws -> CohortEvent? {
             while true {
-                guard let frame = pending.popLast() else {
-                    let frames: [DaemonFrame]?
-                    do {
-                        frames = try await base.next()
-                    } catch let error as WireError {
-                        throw CohortError.protocolViolation(error.description)
-                    } catch {
-                        throw CohortError.disconnected
-                    }
-                    guard let frames else { return nil }
-                    pending = frames
-                    pending.reverse()
-                    continue
+                if let event = pending.popLast() { return event }
+                if let failure {
+                    self.failure = nil
+                    finished = true
+                    throw failure
                 }
+                if finished { return nil }
+                // The batch is held once (no second reference), so that taking its frames
+                // out does not copy the array.
+                var batch: [DaemonFrame]
+                do {
+                    guard let frames = try await base.next() else {
+                        finished = true
+                        return nil
+                    }
+                    batch = frames
+                } catch let error as WireError {
+                    throw CohortError.protocolViolation(error.description)
+                } catch {
+                    throw CohortError.disconnected
+                }
+                (pending, failure) = hooks.events(from: &batch)
+            }
+        }
+    }
+}
+
+extension SharedHooks {
+    /// The events of one read's frames, last first, with the architecture's hooks applied under
+    /// one lock; and the error of the first fatal frame, if one ends the session (the events
+    /// after it are dropped).
+    func events(from frames: inout [DaemonFrame]) -> (events: [CohortEvent], failure: CohortError?) {
+        withHooks { hooks in
+            var events: [CohortEvent] = []
+            events.reserveCapacity(frames.count)
+            var failure: CohortError?
+            // From the last frame back: each frame is moved out of the array, and the events
+            // come out in the order `popLast` wants.
+            while let frame = frames.popLast() {
                 switch consume frame {
                 case .message(var message):
-                    do {
+                    do throws(ArchitectureError) {
                         try hooks.open(&message)
+                        events.append(.message(message))
                     } catch {
-                        return .error(.architectureRefused, reason: "message from \(message.sender) dropped: \(error.reason)")
+                        events.append(.error(.architectureRefused, reason: "message from \(message.sender) dropped: \(error.reason)"))
                     }
-                    return .message(message)
                 case .view(var view):
-                    do {
+                    do throws(ArchitectureError) {
                         try hooks.install(&view)
+                        events.append(.view(view))
                     } catch {
-                        return .error(.architectureRefused, reason: "view of \(view.group) refused: \(error.reason)")
+                        events.append(.error(.architectureRefused, reason: "view of \(view.group) refused: \(error.reason)"))
                     }
-                    return .view(view)
                 case .status(let status):
-                    return .status(status)
+                    events.append(.status(status))
                 case .error(let code, let fatal, let reason):
-                    if fatal { throw CohortError.sessionEnded(code, reason: reason) }
-                    return .error(code, reason: reason)
+                    if fatal {
+                        failure = .sessionEnded(code, reason: reason)
+                        events.removeAll()
+                    } else {
+                        events.append(.error(code, reason: reason))
+                    }
                 case .reject(let code, let reason):
-                    throw CohortError.sessionEnded(code, reason: reason)
+                    failure = .sessionEnded(code, reason: reason)
+                    events.removeAll()
                 case .accept, .authChallenge:
-                    throw CohortError.protocolViolation("unexpected handshake frame after the handshake")
+                    failure = .protocolViolation("unexpected handshake frame after the handshake")
+                    events.removeAll()
                 }
             }
+            return (events, failure)
         }
     }
 }

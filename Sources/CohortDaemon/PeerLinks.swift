@@ -49,8 +49,8 @@ final class PeerLinks {
         var channel: (any Channel)?
         var connecting = false
         var reconnectDelay: TimeAmount
-        /// Bytes gathered this tick.
-        var buffer = ByteBuffer()
+        /// Frames gathered this tick. A broadcast frame is one buffer shared by every link.
+        var pending: [ByteBuffer] = []
         /// Whether anything was written since the last heartbeat tick.
         var active = false
         /// The link was up once (for the log: "down" is said once per outage).
@@ -171,17 +171,17 @@ final class PeerLinks {
 
     // MARK: - Sending
 
-    /// Sends a protocol message to every connected peer.
+    /// Sends a protocol message to every connected peer: encoded once, the same bytes written
+    /// to each link.
     func broadcast(_ message: PeerMessage) {
-        encode(message)
-        for link in outgoing.values { enqueue(on: link) }
+        let frame = encode(message)
+        for link in outgoing.values { enqueue(frame, on: link) }
     }
 
     /// Sends a protocol message to one peer.
     func send(_ message: PeerMessage, to name: String) {
         guard let link = outgoing[name] else { return }
-        encode(message)
-        enqueue(on: link)
+        enqueue(encode(message), on: link)
     }
 
     /// From now on drops every protocol message to and from `names`.
@@ -192,13 +192,14 @@ final class PeerLinks {
         ])
     }
 
-    private func encode(_ message: PeerMessage) {
+    private func encode(_ message: PeerMessage) -> ByteBuffer {
         scratch.removeAll()
         PeerLinkFrame.message(message).encode(into: &scratch)
+        return ByteBuffer(bytes: scratch.bytes)
     }
 
-    /// Appends the frame in `scratch` to a link's buffer, unless it cannot take it.
-    private func enqueue(on link: Outgoing) {
+    /// Queues `frame` on a link for this tick's flush, unless the link cannot take it.
+    private func enqueue(_ frame: ByteBuffer, on link: Outgoing) {
         guard let channel = link.channel else {
             counters.unsent.increment()
             return
@@ -213,8 +214,8 @@ final class PeerLinks {
             counters.unsent.increment()
             return
         }
-        if link.buffer.readableBytes == 0 { dirty.append(link) }
-        link.buffer.writeBytes(scratch.bytes)
+        if link.pending.isEmpty { dirty.append(link) }
+        link.pending.append(frame)
         link.active = true
         scheduleFlush()
     }
@@ -225,14 +226,15 @@ final class PeerLinks {
         eventLoop.assumeIsolated().execute { [self] in flush() }
     }
 
-    /// Writes what this tick gathered for each link, one write and flush per link.
+    /// Writes what this tick gathered for each link, one flush (one gathering write) per link.
     private func flush() {
         flushScheduled = false
-        for link in dirty where link.buffer.readableBytes > 0 {
+        for link in dirty where !link.pending.isEmpty {
             if let channel = link.channel {
-                channel.writeAndFlush(link.buffer, promise: nil)
+                for frame in link.pending { channel.write(frame, promise: nil) }
+                channel.flush()
             }
-            link.buffer.clear()
+            link.pending.removeAll(keepingCapacity: true)
         }
         dirty.removeAll(keepingCapacity: true)
     }
@@ -272,7 +274,7 @@ final class PeerLinks {
             link.channel = channel
             link.wasUp = true
             link.reconnectDelay = settings.reconnectDelayMin
-            link.buffer.clear()
+            link.pending.removeAll()
             var hello = WireWriter(capacity: 64)
             PeerLinkFrame.hello(.init(daemon: me)).encode(into: &hello)
             channel.writeAndFlush(ByteBuffer(bytes: hello.bytes), promise: nil)
@@ -294,7 +296,7 @@ final class PeerLinks {
     fileprivate func outgoingClosed(_ name: String, channel: any Channel) {
         guard let link = outgoing[name], link.channel === channel else { return }
         link.channel = nil
-        link.buffer.clear()
+        link.pending.removeAll()
         if link.wasUp, !stopped { logger.notice("link to peer down", metadata: ["peer": "\(name)"]) }
         link.wasUp = false
         redial(link)
@@ -368,8 +370,8 @@ final class PeerLinks {
             if link.channel != nil, !link.active {
                 scratch.removeAll()
                 PeerLinkFrame.heartbeat.encode(into: &scratch)
-                if link.buffer.readableBytes == 0 { dirty.append(link) }
-                link.buffer.writeBytes(scratch.bytes)
+                if link.pending.isEmpty { dirty.append(link) }
+                link.pending.append(ByteBuffer(bytes: scratch.bytes))
                 scheduleFlush()
             }
             link.active = false

@@ -1,39 +1,6 @@
 public import CohortCore
 public import NIOCore
 
-/// Length-prefixed framing over a `ByteBuffer`, shared by the daemon and the client library.
-public enum FrameSplitter {
-    /// Decodes the next complete frame in `buffer` with `decode`, consuming it; `nil` while the
-    /// frame is incomplete. Throws ``WireError`` for an oversized or undecodable frame.
-    ///
-    /// Inlinable so that it is specialised for each frame type in the calling module: this runs
-    /// once per message on every hot path.
-    @inlinable
-    public static func next<Frame>(
-        from buffer: inout ByteBuffer, frameBytesMax: Int,
-        decode: (UnsafeRawBufferPointer) throws(WireError) -> Frame
-    ) throws(WireError) -> Frame? {
-        let prefixBytes = WireProtocol.lengthPrefixBytes
-        guard let prefix = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
-        let length = Int(prefix)
-        guard length >= 1 else { throw .truncated }
-        guard length <= frameBytesMax else { throw .frameTooLarge(length: length, max: frameBytesMax) }
-        guard buffer.readableBytes >= prefixBytes + length else { return nil }
-        let frame: Frame
-        do {
-            frame = try buffer.withUnsafeReadableBytes { bytes in
-                try decode(UnsafeRawBufferPointer(rebasing: bytes[prefixBytes..<(prefixBytes + length)]))
-            }
-        } catch let error as WireError {
-            throw error
-        } catch {
-            throw .invalidValue("\(error)")
-        }
-        buffer.moveReaderIndex(forwardBy: prefixBytes + length)
-        return frame
-    }
-}
-
 /// Splits a byte stream into length-prefixed frames and decodes them with the core's codec.
 /// Every complete frame of one read travels up the pipeline as one array, so the pipeline's
 /// per-event cost is paid per read, not per message. A decoding error is thrown once, after the
@@ -56,13 +23,28 @@ public struct FrameBatchDecoder<Frame>: ByteToMessageDecoder {
 
     @inlinable
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        // Every complete frame of the buffer in one pass over its bytes (one closure call and
+        // one reader-index move per read, not per frame).
         var frames: [Frame] = []
-        defer { if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) } }
-        while let frame = try FrameSplitter.next(from: &buffer, frameBytesMax: frameBytesMax, decode: { body throws(WireError) in
-            try decodeFrame(body, &memo)
-        }) {
-            frames.append(frame)
+        var consumed = 0
+        var failure: WireError?
+        buffer.withUnsafeReadableBytes { bytes in
+            let prefixBytes = WireProtocol.lengthPrefixBytes
+            do throws(WireError) {
+                while let length = try WireProtocol.bodyLength(
+                    prefix: UnsafeRawBufferPointer(rebasing: bytes[consumed...]), frameBytesMax: frameBytesMax),
+                    bytes.count - consumed >= prefixBytes + length {
+                    let body = UnsafeRawBufferPointer(rebasing: bytes[(consumed + prefixBytes)..<(consumed + prefixBytes + length)])
+                    frames.append(try decodeFrame(body, &memo))
+                    consumed += prefixBytes + length
+                }
+            } catch {
+                failure = error
+            }
         }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) }
+        if let failure { throw failure }
         return .needMoreData
     }
 

@@ -84,6 +84,10 @@ struct FloodCommand: AsyncParsableCommand {
         report(elapsed: elapsed, service: service, mode: receiveOnly ? "receive" : "send")
     }
 
+    /// Messages per write: up to 256, and about 1 MiB at most (larger writes only cost the
+    /// sender page faults and copies).
+    static func batchSize(_ size: Int) -> Int { max(1, min(256, (1 << 20) / max(size, 1))) }
+
     private func report(elapsed: Double, service: ServiceType, mode: String) {
         let bytes = count * size
         let result: [String: Any] = [
@@ -104,7 +108,7 @@ struct FloodCommand: AsyncParsableCommand {
     /// that is, once it has ordered every message.
     private func writeOnlyFlood(connection: CohortConnection, count: Int, size: Int, group: String, service: ServiceType) async throws -> Double {
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-        let batch = [PreparedMessage](repeating: try connection.message(payload, to: [group], service: service), count: 256)
+        let batch = [PreparedMessage](repeating: try connection.message(payload, to: [group], service: service), count: Self.batchSize(size))
         let start = ContinuousClock.now
         var sent = 0
         while sent < count {
@@ -140,7 +144,7 @@ struct FloodCommand: AsyncParsableCommand {
         var events = events
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
-                let batchSize = min(256, window)
+                let batchSize = min(Self.batchSize(size), window)
                 var sent = 0
                 let batch = [PreparedMessage](repeating: message, count: batchSize)
                 while sent < count {

@@ -211,6 +211,33 @@ struct DeliveryTests {
         #expect(harness.messages(a)[1].sender == member("b"))
     }
 
+    @Test("recipients follow joins, leaves, disconnects and reconnects between messages (the caches of a group's local members and their sessions are renewed)")
+    func recipientsFollowChanges() {
+        var harness = CoreHarness()
+        let a = harness.connect(1, name: "a")
+        let sender = harness.connect(9, name: "s", membership: false)
+        func send(_ byte: UInt8) {
+            harness.feed(.frame(sender, .multicast(OutgoingMessage(service: .agreed, groups: [group("g")], payload: [byte]))))
+        }
+        harness.feed(.frame(a, .join(group("g"))))
+        send(1)
+        let b = harness.connect(2, name: "b")
+        harness.feed(.frame(b, .join(group("g"))))
+        send(2)
+        harness.feed(.frame(a, .leave(group("g"))))
+        send(3)
+        harness.feed(.sessionClosed(b))
+        send(4)
+        // A new session under b's name: the member is the same, its session is not.
+        let b2 = harness.connect(3, name: "b")
+        harness.feed(.frame(b2, .join(group("g"))))
+        send(5)
+        #expect(harness.messages(a).map(\.payload) == [[1], [2]])
+        #expect(harness.messages(b).map(\.payload) == [[2], [3]])
+        #expect(harness.messages(b2).map(\.payload) == [[5]])
+        #expect(harness.messages(sender).isEmpty)
+    }
+
     @Test("open groups: a non-member may send and does not receive")
     func openGroup() {
         var harness = CoreHarness()

@@ -113,7 +113,12 @@ public struct DaemonCore: Sendable {
     public let settings: Settings
     private var hooks: any DaemonSecurityHooks
     private var sessions: [SessionID: SessionState] = [:]
-    private var sessionByMember: [MemberID: SessionID] = [:]
+    private var sessionByMember: [MemberID: SessionID] = [:] {
+        didSet { lastTargets = nil }
+    }
+    /// The sessions the last message went to, and the members they were found for: a stream of
+    /// messages to one group maps the same members (the same array) to the same sessions.
+    private var lastTargets: (members: [MemberID], sessions: [SessionID])?
     /// The groups, ordered on the ring.
     public private(set) var groups: GroupService
     private var isShuttingDown = false
@@ -422,7 +427,13 @@ public struct DaemonCore: Sendable {
                 }
                 if !targets.isEmpty { actions.append(.deliver(.view(view), to: targets)) }
             case .message(var message, let members, _):
-                let targets = members.compactMap { sessionByMember[$0] }
+                let targets: [SessionID]
+                if let last = lastTargets, last.members == members {
+                    targets = last.sessions
+                } else {
+                    targets = members.compactMap { sessionByMember[$0] }
+                    lastTargets = (members, targets)
+                }
                 guard !targets.isEmpty else { continue }
                 hooks.prepareDelivery(&message)
                 actions.append(.deliver(.message(message), to: targets))

@@ -97,6 +97,9 @@ public struct GroupService: Sendable {
     private var decodeMemo = DecodeMemo()
     /// The ring's actions for one event, reused.
     private var ringActions: [TotemRing.Action] = []
+    /// Each group's local members, valid for the table's `membershipVersion` noted beside.
+    private var localMembersCache: [GroupName: [MemberID]] = [:]
+    private var localMembersVersion: UInt64 = .max
     /// Report every delivered item with ``Action/ordered(_:_:)`` (simulations and logs).
     public var reportsOrder = false
 
@@ -167,9 +170,9 @@ public struct GroupService: Sendable {
     // MARK: - Ordered items
 
     private mutating func onDelivery(_ delivery: RingDelivery, into actions: inout [Action]) {
-        let decoded: (sequence: UInt64, operation: GroupOperation)
+        let decoded: (sequence: UInt64, operation: GroupOperation, payload: Range<Int>?)
         do {
-            decoded = try GroupOperation.decode(delivery.item.payload, limits: limits, memo: &decodeMemo)
+            decoded = try GroupOperation.decodeLeavingPayload(delivery.item.payload, limits: limits, memo: &decodeMemo)
         } catch {
             droppedItems += 1
             actions.append(.droppedItem(error))
@@ -187,21 +190,32 @@ public struct GroupService: Sendable {
                     completeExchange(viewSequence: viewSequence, into: &actions)
                 }
             } else {
-                exchange!.buffered.append((decoded.operation, origin, viewSequence))
+                let operation = decoded.operation.filling(payload: decoded.payload, from: delivery.item.payload)
+                exchange!.buffered.append((operation, origin, viewSequence))
             }
             return
         }
-        apply(decoded.operation, origin: origin, viewSequence: viewSequence, into: &actions)
+        apply(decoded.operation, origin: origin, viewSequence: viewSequence,
+              payloadIn: delivery.item.payload, at: decoded.payload, into: &actions)
     }
 
-    private mutating func apply(_ operation: GroupOperation, origin: ItemOrigin, viewSequence: UInt64, into actions: inout [Action]) {
+    /// Applies an ordered operation. A message whose payload was left in its item (in `item`, at
+    /// `range`) gets it copied only when it has local recipients.
+    private mutating func apply(
+        _ operation: GroupOperation, origin: ItemOrigin, viewSequence: UInt64,
+        payloadIn item: ArraySlice<UInt8> = [], at range: Range<Int>? = nil, into actions: inout [Action]
+    ) {
         switch operation {
         case .state:
             // A state item of an exchange that completed without it (its sender left): stale.
             return
-        case .message(let message):
+        case .message(var message):
             let recipients = localRecipients(of: message)
-            if !recipients.isEmpty { actions.append(.message(message, to: recipients, origin: origin)) }
+            guard !recipients.isEmpty else { return }
+            if let range {
+                message.payload = Array(item[(item.startIndex + range.lowerBound)..<(item.startIndex + range.upperBound)])
+            }
+            actions.append(.message(message, to: recipients, origin: origin))
         case .join(let member, _), .leave(let member, _), .disconnect(let member):
             // Only a daemon's own clients are its to add or remove (a forged or stale item is ignored).
             guard member.daemon == origin.daemon.name else { return }
@@ -220,13 +234,13 @@ public struct GroupService: Sendable {
         }
     }
 
-    private func localRecipients(of message: DeliveredMessage) -> [MemberID] {
-        if message.groups.count == 1 {
-            // The common case: one group, no duplicates to remove.
-            let group = message.groups[0]
-            let members = group.privateMember.map { [$0] } ?? table.members(of: group)
-            let discard = message.service.selfDiscard
-            return members.filter { $0.daemon == me.name && !(discard && $0 == message.sender) }
+    private mutating func localRecipients(of message: DeliveredMessage) -> [MemberID] {
+        if message.groups.count == 1, !message.groups[0].isPrivate {
+            // The common case: one group, whose local members are kept from message to message
+            // (the same array each time, so that the daemon core can keep what it maps it to).
+            let members = localMembers(of: message.groups[0])
+            guard message.service.selfDiscard, message.sender.daemon == me.name else { return members }
+            return members.filter { $0 != message.sender }
         }
         var seen: Set<MemberID> = []
         var recipients: [MemberID] = []
@@ -238,6 +252,19 @@ public struct GroupService: Sendable {
             }
         }
         return recipients
+    }
+
+    /// The members of `group` on this daemon, from the cache while the table's memberships
+    /// stay as they were.
+    private mutating func localMembers(of group: GroupName) -> [MemberID] {
+        if localMembersVersion != table.membershipVersion {
+            localMembersCache.removeAll(keepingCapacity: true)
+            localMembersVersion = table.membershipVersion
+        }
+        if let members = localMembersCache[group] { return members }
+        let members = table.members(of: group).filter { $0.daemon == me.name }
+        localMembersCache[group] = members
+        return members
     }
 
     /// The sequence number naming views made by the item at `viewSequence` (its packet's
@@ -369,7 +396,8 @@ enum GroupOperation: Sendable {
 
     /// The item payload: the submitting daemon's item number, then the operation.
     func encoded(sequence: UInt64) -> [UInt8] {
-        var writer = WireWriter(capacity: 32)
+        // Room for the whole item at once: growing a payload-sized buffer would copy it again.
+        var writer = WireWriter(capacity: capacity)
         writer.write(sequence)
         switch self {
         case .join(let member, let group):
@@ -399,13 +427,30 @@ enum GroupOperation: Sendable {
         return writer.bytes
     }
 
-    static func decode(_ payload: [UInt8], limits: Limits) throws(WireError) -> (sequence: UInt64, operation: GroupOperation) {
-        var memo = DecodeMemo()
-        return try decode(payload, limits: limits, memo: &memo)
+    /// The operation with its message's payload copied from `item` (where `range` says), if it
+    /// was left out.
+    func filling(payload range: Range<Int>?, from item: ArraySlice<UInt8>) -> GroupOperation {
+        guard case .message(var message) = self, let range else { return self }
+        message.payload = Array(item[(item.startIndex + range.lowerBound)..<(item.startIndex + range.upperBound)])
+        return .message(message)
     }
 
-    /// Decodes an item payload, reusing the sender and groups parsed for the item before.
-    static func decode(_ payload: [UInt8], limits: Limits, memo: inout DecodeMemo) throws(WireError) -> (sequence: UInt64, operation: GroupOperation) {
+    /// Bytes enough for the encoding (sequence, kind, header fields of at most 255 bytes each).
+    private var capacity: Int {
+        guard case .message(let message) = self else { return 64 }
+        return 32 + 256 * (1 + message.groups.count) + message.payload.count
+    }
+
+    static func decode(_ payload: [UInt8], limits: Limits) throws(WireError) -> (sequence: UInt64, operation: GroupOperation) {
+        var memo = DecodeMemo()
+        let decoded = try decodeLeavingPayload(payload[...], limits: limits, memo: &memo)
+        return (decoded.sequence, decoded.operation.filling(payload: decoded.payload, from: payload[...]))
+    }
+
+    /// Decodes an item payload, reusing the sender and groups parsed for the item before. A
+    /// message's payload bytes are not copied: the message comes with an empty payload and
+    /// `payload` says where in the item its bytes are.
+    static func decodeLeavingPayload(_ payload: ArraySlice<UInt8>, limits: Limits, memo: inout DecodeMemo) throws(WireError) -> (sequence: UInt64, operation: GroupOperation, payload: Range<Int>?) {
         try payload.withUnsafeBytes { raw in
             Result { () throws(WireError) in
                 var reader = WireReader(raw)
@@ -413,6 +458,7 @@ enum GroupOperation: Sendable {
                 let kindByte = try reader.readUInt8()
                 guard let kind = Kind(rawValue: kindByte) else { throw WireError.invalidValue("group operation \(kindByte)") }
                 let operation: GroupOperation
+                var payloadRange: Range<Int>?
                 switch kind {
                 case .join, .leave:
                     let member = try reader.readMember(limits: limits)
@@ -422,7 +468,9 @@ enum GroupOperation: Sendable {
                 case .disconnect:
                     operation = .disconnect(try reader.readMember(limits: limits))
                 case .message:
-                    operation = .message(try reader.readMessage(limits: limits, memo: &memo))
+                    let (message, range) = try reader.readMessageLeavingPayload(limits: limits, memo: &memo)
+                    operation = .message(message)
+                    payloadRange = range
                 case .state:
                     let count = try reader.readCount()
                     var memberships: [(group: GroupName, members: [MemberID])] = []
@@ -433,7 +481,7 @@ enum GroupOperation: Sendable {
                     operation = .state(memberships)
                 }
                 try reader.expectEnd()
-                return (sequence, operation)
+                return (sequence, operation, payloadRange)
             }
         }.get()
     }

@@ -37,7 +37,12 @@ public struct GroupTable: Sendable {
     }
 
     /// Groups with at least one member, by name.
-    public private(set) var groups: [GroupName: Group] = [:]
+    public private(set) var groups: [GroupName: Group] = [:] {
+        didSet { membershipVersion &+= 1 }
+    }
+    /// Changes whenever any group's membership may have changed: lets a reader keep what it
+    /// derived from the table (e.g. a group's local members) until then.
+    public private(set) var membershipVersion: UInt64 = 0
     /// The groups each member belongs to.
     public private(set) var memberships: [MemberID: Set<GroupName>] = [:]
     /// The daemon configuration the table is applying operations in.

@@ -190,14 +190,24 @@ extension PeerMessage {
         let sender = try readDaemon(from: &reader, limits: limits)
         switch try reader.readUInt8() {
         case 0:
+            // The items' bytes are copied once, into one array their payloads are slices of
+            // (not once per item: a packet carries up to a thousand small operations).
             let count = try reader.readCount()
-            var items: [RingItem] = []
+            var spans: [(service: ServiceLevel, range: Range<Int>)] = []
+            spans.reserveCapacity(count)
+            let start = reader.offset
             for _ in 0..<count {
                 let serviceByte = try reader.readUInt8()
                 guard let service = ServiceLevel(rawValue: serviceByte) else { throw .invalidValue("service level \(serviceByte)") }
                 // An item holds one client operation: its payload plus names and headers.
-                items.append(RingItem(service: service, payload: try reader.readBlob(bytesMax: limits.frameBytesMax)))
+                let length = Int(try reader.readUInt32())
+                guard length <= limits.frameBytesMax else { throw .payloadTooLarge(bytes: length, max: limits.frameBytesMax) }
+                guard reader.remaining >= length else { throw .truncated }
+                spans.append((service, (reader.offset - start)..<(reader.offset - start + length)))
+                reader.skip(length)
             }
+            let storage = reader.bytes(from: start, to: reader.offset)
+            let items = spans.map { RingItem(service: $0.service, payload: storage[$0.range]) }
             return RingPacket(ring: ring, sequence: sequence, sender: sender, content: .items(items))
         case 1 where !nested:
             return RingPacket(ring: ring, sequence: sequence, sender: sender,

@@ -6,11 +6,18 @@
 public struct RingItem: Hashable, Sendable {
     /// When the item may be delivered.
     public var service: ServiceLevel
-    /// The operation, encoded by the layer above (the group service).
-    public var payload: [UInt8]
+    /// The operation, encoded by the layer above (the group service). A slice: the items of a
+    /// received packet share one copy of its bytes.
+    public var payload: ArraySlice<UInt8>
 
     /// An item.
     public init(service: ServiceLevel, payload: [UInt8]) {
+        self.service = service
+        self.payload = payload[...]
+    }
+
+    /// An item whose payload shares storage with other bytes (a received packet's).
+    public init(service: ServiceLevel, payload: ArraySlice<UInt8>) {
         self.service = service
         self.payload = payload
     }

@@ -121,6 +121,12 @@ extension ClientFrame {
         return writer.bytes
     }
 
+    /// About the bytes the frame encodes to: room to reserve before encoding many frames.
+    public var encodedCapacityHint: Int {
+        if case .multicast(let message) = self { return 16 + message.payload.count + message.groups.count * 33 }
+        return 64
+    }
+
     /// Appends the frame, length prefix first.
     public func encode(into writer: inout WireWriter) {
         let start = writer.bytes.count
@@ -159,11 +165,6 @@ extension ClientFrame {
             for name in names { writer.writeShortString(name) }
         }
         writer.patchLength(at: start)
-    }
-
-    private var encodedCapacityHint: Int {
-        if case .multicast(let message) = self { return 16 + message.payload.count + message.groups.count * 33 }
-        return 64
     }
 }
 
@@ -481,17 +482,31 @@ extension WireReader {
         return groups
     }
 
-    /// Reads a sender; if its bytes equal the memo's, returns the memo's member.
     /// A delivered message (its header as ``WireWriter/writeMessageHeader(_:)`` writes it, then
     /// the payload blob), reusing the sender and groups of the message before.
     mutating func readMessage(limits: Limits, memo: inout DecodeMemo) throws(WireError) -> DeliveredMessage {
+        var (message, payload) = try readMessageLeavingPayload(limits: limits, memo: &memo)
+        message.payload = bytes(from: payload.lowerBound, to: payload.upperBound)
+        return message
+    }
+
+    /// A delivered message as ``readMessage(limits:memo:)`` reads it, but with an empty payload,
+    /// and where the payload's bytes are (offsets of this reader): the caller copies them only
+    /// if someone receives the message.
+    mutating func readMessageLeavingPayload(limits: Limits, memo: inout DecodeMemo) throws(WireError) -> (DeliveredMessage, payload: Range<Int>) {
         let service = try readService()
         let messageType = try readUInt16()
         let sender = try readSender(limits: limits, memo: &memo)
         let groups = try readGroups(limits: limits, memo: &memo)
-        let payload = try readBlob(bytesMax: limits.payloadBytesMax)
-        return DeliveredMessage(service: service, messageType: messageType, sender: sender, groups: groups, payload: payload)
+        let length = Int(try readUInt32())
+        guard length <= limits.payloadBytesMax else { throw .payloadTooLarge(bytes: length, max: limits.payloadBytesMax) }
+        guard remaining >= length else { throw .truncated }
+        let payload = offset..<(offset + length)
+        skip(length)
+        return (DeliveredMessage(service: service, messageType: messageType, sender: sender, groups: groups, payload: []), payload)
     }
+
+    /// Reads a sender; if its bytes equal the memo's, returns the memo's member.
 
     mutating func readSender(limits: Limits, memo: inout DecodeMemo) throws(WireError) -> MemberID {
         let start = offset

@@ -51,7 +51,16 @@ public struct WireReader: ~Copyable {
     public mutating func readBytes(count: Int) throws(WireError) -> [UInt8] {
         guard count >= 0, remaining >= count else { throw .truncated }
         defer { offset += count }
-        return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+        return Self.copy(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+    }
+
+    /// The bytes as an array, copied with one `memcpy` (`Array(_:)` of a raw buffer copies
+    /// byte by byte: a few thousand instructions for a 1 KiB payload instead of a hundred).
+    static func copy(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: raw.count) { buffer, initialized in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
+            initialized = raw.count
+        }
     }
 
     /// Reads a string with a 1-byte length prefix, of at most `bytesMax` bytes.
@@ -90,14 +99,25 @@ public struct WireReader: ~Copyable {
 
     /// The bytes in `start..<end` (callers check bounds).
     func bytes(from start: Int, to end: Int) -> [UInt8] {
-        Array(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+        Self.copy(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
     }
 
     /// Whether the bytes in `start..<end` equal `other` (callers check bounds).
     func bytesEqual(from start: Int, to end: Int, _ other: [UInt8]) -> Bool {
-        guard other.count == end - start else { return false }
+        let count = end - start
+        guard other.count == count else { return false }
         return other.withUnsafeBytes { other in
-            for index in 0..<other.count where other[index] != bytes[start + index] { return false }
+            // Eight bytes at a time: this runs for the sender and the groups of every message.
+            var index = 0
+            while index + 8 <= count {
+                guard other.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                        == bytes.loadUnaligned(fromByteOffset: start + index, as: UInt64.self) else { return false }
+                index += 8
+            }
+            while index < count {
+                guard other[index] == bytes[start + index] else { return false }
+                index += 1
+            }
             return true
         }
     }
@@ -161,6 +181,11 @@ public struct WireWriter: Sendable {
     }
     /// Appends a blob with a 4-byte length prefix.
     public mutating func writeBlob(_ blob: [UInt8]) {
+        write(UInt32(blob.count))
+        bytes.append(contentsOf: blob)
+    }
+    /// Appends a blob with a 4-byte length prefix.
+    public mutating func writeBlob(_ blob: ArraySlice<UInt8>) {
         write(UInt32(blob.count))
         bytes.append(contentsOf: blob)
     }

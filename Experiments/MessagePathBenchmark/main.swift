@@ -1,0 +1,258 @@
+import CohortCore
+import CohortDaemon
+import CohortSecurity
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cohort-path-bench`: the CPU cost of the message path of a server group, in one process.
+///
+/// Three ``DaemonCore``s on the daemon defaults of `cohortd` (`DaemonConfiguration.Membership`)
+/// are wired together in memory: every protocol message is encoded to the bytes of a daemon
+/// link frame and decoded by each receiver, every client frame is encoded and decoded as on a
+/// socket. A sender on d1 multicasts AGREED messages to a group with one listener on d2 and one
+/// on d3 (the shape of `Experiments/flood-cluster.sh`); the listeners' frames are decoded as the
+/// client library does. No sockets, no event loop, no clock in the cores: what is left is the
+/// work of the pure cores and codecs per message — the part of a real run's CPU this project's
+/// own code decides. Time is virtual: timers fire when nothing else is left to do.
+///
+/// Prints, per message size, nanoseconds of CPU per delivered message (both listeners) for the
+/// whole path and for each part, median of `--repeats` runs.
+///
+///     swift run -c release cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5]
+@main
+struct MessagePathBenchmark {
+    static func main() throws {
+        var sizes = [100, 1024, 65536]
+        var messages = 200_000
+        var repeats = 5
+        var arguments = CommandLine.arguments.dropFirst().makeIterator()
+        while let argument = arguments.next() {
+            switch argument {
+            case "--sizes": sizes = (arguments.next() ?? "").split(separator: ",").compactMap { Int($0) }
+            case "--messages": messages = Int(arguments.next() ?? "") ?? messages
+            case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
+            default:
+                print("usage: cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5]")
+                return
+            }
+        }
+        print("size,messages,ns_per_message,sender_daemon_ns,receiving_daemons_ns,listeners_ns,codec_ns")
+        for size in sizes {
+            let count = size >= 65536 ? max(1, messages / 20) : messages
+            var runs: [Figures] = []
+            for _ in 0..<repeats {
+                var path = try MessagePath(payloadBytes: size)
+                runs.append(try path.run(messages: count))
+            }
+            let median = runs.sorted { $0.total < $1.total }[runs.count / 2]
+            print("\(size),\(count),\(median.row)")
+        }
+    }
+}
+
+/// CPU nanoseconds of one run, per delivered message.
+struct Figures {
+    var total: Double
+    var senderDaemon: Double
+    var receivingDaemons: Double
+    var listeners: Double
+    var codec: Double
+    var row: String {
+        [total, senderDaemon, receivingDaemons, listeners, codec].map { String(Int($0.rounded())) }.joined(separator: ",")
+    }
+}
+
+/// Monotonic time in nanoseconds (a vDSO call; the run is one busy thread, so it is its CPU time give or take preemption, which the median of several runs removes).
+func cpuNanoseconds() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+}
+
+struct MessagePath {
+    static let group = "flood"
+    let payloadBytes: Int
+    var daemons: [DaemonCore]
+    /// Link frames in flight, in order: (to daemon index, frame bytes) — or a message a daemon
+    /// sent itself (looped back without encoding, as the shell does).
+    var network: [(to: Int, bytes: [UInt8]?, looped: PeerMessage?)] = []
+    var networkHead = 0
+    var timers: [(at: UInt64, daemon: Int, timer: DaemonCore.Timer)] = []
+    var now: UInt64 = 1_000_000_000
+    var paused: [Bool]
+    var delivered = [0, 0, 0]
+    var memos = [DecodeMemo(), DecodeMemo(), DecodeMemo()]
+    var clientMemos = [DecodeMemo(), DecodeMemo(), DecodeMemo()]
+    var scratch = WireWriter(capacity: 256 * 1024)
+    var actions: [DaemonCore.Action] = []
+    let limits = Limits()
+    /// CPU spent per part.
+    var coreTime = [UInt64](repeating: 0, count: 3)
+    var listenerTime: UInt64 = 0
+    var codecTime: UInt64 = 0
+
+    init(payloadBytes: Int) throws {
+        self.payloadBytes = payloadBytes
+        let membership = DaemonConfiguration.Membership()
+        daemons = try (1...3).map { index in
+            var settings = DaemonCore.Settings(daemonName: "d\(index)")
+            settings.incarnation = 1
+            settings.ring = try membership.ringSettings(for: DaemonID(name: "d\(index)", incarnation: 1))
+            return try DaemonCore(settings: settings, hooks: Architecture.plain.makeDaemonHooks())
+        }
+        paused = [false, false, false]
+    }
+
+    /// Forms the ring, connects the clients, sends `messages` and waits for both listeners.
+    mutating func run(messages: Int) throws -> Figures {
+        for index in 0..<3 { handle(index, .start) }
+        runUntil { $0.daemons.allSatisfy { $0.groups.isStable && $0.groups.ring.configuration?.members.count == 3 } }
+        // Sessions: 1 on each daemon; the sender does not join, the listeners do.
+        for index in 0..<3 {
+            handle(index, .sessionOpened(SessionID(1)))
+            handle(index, .frame(SessionID(1), .connect(ConnectRequest(privateName: index == 0 ? "sender" : "l\(index + 1)", wantsMembership: false))))
+        }
+        let group = try GroupName(Self.group)
+        handle(1, .frame(SessionID(1), .join(group)))
+        handle(2, .frame(SessionID(1), .join(group)))
+        runUntil { $0.daemons[0].table.members(of: group).count == 2 }
+        delivered = [0, 0, 0]
+        coreTime = [0, 0, 0]
+        listenerTime = 0
+        codecTime = 0
+
+        // The sender's frames, as the client library encodes them.
+        var writer = WireWriter(capacity: payloadBytes + 64)
+        ClientFrame.multicast(OutgoingMessage(
+            service: .agreed, messageType: 0, groups: [group], payload: [UInt8](repeating: 7, count: payloadBytes))).encode(into: &writer)
+        let frame = writer.bytes
+        let start = cpuNanoseconds()
+        var sent = 0
+        let batch = 64
+        while delivered[1] < messages || delivered[2] < messages {
+            if !paused[0] && sent < messages {
+                // One read's worth of frames from the sender's socket.
+                let now = Instant(nanoseconds: self.now)
+                for _ in 0..<min(batch, messages - sent) {
+                    let t0 = cpuNanoseconds()
+                    let decoded = try frame.withUnsafeBytes { raw in
+                        try ClientFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, memo: &memos[0])
+                    }
+                    let t1 = cpuNanoseconds()
+                    codecTime += t1 - t0
+                    handle(0, .frame(SessionID(1), decoded), now: now)
+                    sent += 1
+                }
+            }
+            step()
+        }
+        let total = cpuNanoseconds() - start
+        let deliveries = Double(2 * messages)
+        return Figures(
+            total: Double(total) / deliveries, senderDaemon: Double(coreTime[0]) / deliveries,
+            receivingDaemons: Double(coreTime[1] + coreTime[2]) / deliveries,
+            listeners: Double(listenerTime) / deliveries, codec: Double(codecTime) / deliveries)
+    }
+
+    /// Runs until `done` holds (or virtual time runs 60 s).
+    mutating func runUntil(_ done: (Self) -> Bool) {
+        let limit = now + 60_000_000_000
+        while !done(self) && now < limit { step() }
+        precondition(done(self), "the cluster did not get there in 60 s of virtual time")
+    }
+
+    /// Delivers one network message, or else fires the earliest timer.
+    mutating func step() {
+        if networkHead < network.count {
+            let entry = network[networkHead]
+            networkHead += 1
+            if networkHead > 4096 {
+                network.removeFirst(networkHead)
+                networkHead = 0
+            }
+            let message: PeerMessage
+            if let looped = entry.looped {
+                message = looped
+            } else {
+                let t0 = cpuNanoseconds()
+                guard case .message(let decoded)? = try? entry.bytes!.withUnsafeBytes({ raw in
+                    try PeerLinkFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, daemonsMax: 128)
+                }) else { fatalError("undecodable link frame") }
+                codecTime += cpuNanoseconds() - t0
+                message = decoded
+            }
+            handle(entry.to, .peer(message))
+            return
+        }
+        guard let next = timers.indices.min(by: { timers[$0].at < timers[$1].at }) else { return }
+        let timer = timers.remove(at: next)
+        now = max(now, timer.at)
+        handle(timer.daemon, .timerFired(timer.timer))
+    }
+
+    mutating func handle(_ index: Int, _ event: DaemonCore.Event) {
+        handle(index, event, now: Instant(nanoseconds: now))
+    }
+
+    mutating func handle(_ index: Int, _ event: DaemonCore.Event, now: Instant) {
+        var actions = self.actions
+        self.actions = []
+        let t0 = cpuNanoseconds()
+        daemons[index].on(event, now: now, into: &actions)
+        coreTime[index] += cpuNanoseconds() - t0
+        for action in actions { perform(action, at: index) }
+        actions.removeAll(keepingCapacity: true)
+        self.actions = actions
+    }
+
+    mutating func perform(_ action: DaemonCore.Action, at index: Int) {
+        switch action {
+        case .broadcastToPeers(let message):
+            let bytes = encode(message)
+            for peer in 0..<3 where peer != index { network.append((peer, bytes, nil)) }
+        case .sendToPeer(let message, let to):
+            let peer = Int(to.name.dropFirst())! - 1
+            if peer == index { network.append((peer, nil, message)) } else { network.append((peer, encode(message), nil)) }
+        case .armTimer(let timer, let after):
+            let at = Instant(nanoseconds: now).advanced(by: after).nanoseconds
+            timers.removeAll { $0.daemon == index && $0.timer == timer }
+            timers.append((at, index, timer))
+        case .pauseIntake(let value):
+            paused[index] = value
+        case .deliver(let frame, let sessions):
+            deliver(frame, count: sessions.count, at: index)
+        case .send(let frame, _):
+            deliver(frame, count: 1, at: index)
+        case .close, .configurationInstalled, .dropPeers:
+            break
+        }
+    }
+
+    mutating func encode(_ message: PeerMessage) -> [UInt8] {
+        let t0 = cpuNanoseconds()
+        scratch.removeAll()
+        PeerLinkFrame.message(message).encode(into: &scratch)
+        let bytes = scratch.bytes
+        codecTime += cpuNanoseconds() - t0
+        return bytes
+    }
+
+    /// A frame to a local client: encoded as the shell does, decoded as the client library does.
+    mutating func deliver(_ frame: DaemonFrame, count: Int, at index: Int) {
+        let t0 = cpuNanoseconds()
+        scratch.removeAll()
+        let payload = frame.encodeLeavingPayload(into: &scratch)
+        var wire = scratch.bytes
+        if let payload { wire.append(contentsOf: payload) }
+        let t1 = cpuNanoseconds()
+        codecTime += t1 - t0
+        for _ in 0..<count {
+            let decoded = try! wire.withUnsafeBytes { raw in
+                try DaemonFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, memo: &clientMemos[index])
+            }
+            if case .message(let message) = decoded, message.payload.count == payloadBytes { delivered[index] += 1 }
+        }
+        listenerTime += cpuNanoseconds() - t1
+    }
+}
