@@ -196,6 +196,15 @@ public struct ClusterSimulation: Sendable {
     private var done = false
     private var online = OnlineEVSMonitor()
     private let traceMember = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE_MEMBER"]
+    /// `COHORT_SIM_TRACE_DAEMON=d3`: print the membership messages and timers d3 handles.
+    private let traceDaemon = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE_DAEMON"]
+
+    private static func isMembership(_ message: PeerMessage) -> Bool {
+        switch message {
+        case .join, .commit, .mergeDetect: true
+        case .packet, .token: false
+        }
+    }
     private var clients: [Client] = []
     private var clientLogs: [String: [EVSEvent]] = [:]
     private var views = GroupViewMonitor()
@@ -309,10 +318,22 @@ public struct ClusterSimulation: Sendable {
             guard nodes[to].incarnation == incarnation, nodes[to].ring != nil,
                   nodes[from].component == nodes[to].component
             else { return }
+            if traceDaemon == nodes[to].name, Self.isMembership(message) {
+                print("t=\(now / 1_000)us \(nodes[to].process) <- \(nodes[from].name) \(message) [\(nodes[to].ring!.ring.debugState)]")
+            }
             perform(to, nodes[to].ring!.on(.peer(message), now: instant))
+            if traceDaemon == nodes[to].name, Self.isMembership(message), let ring = nodes[to].ring {
+                print("    -> [\(ring.ring.debugState)]")
+            }
         case .timer(let index, let incarnation, let timer):
             guard nodes[index].incarnation == incarnation, nodes[index].ring != nil else { return }
+            if traceDaemon == nodes[index].name, timer != .tokenRetransmit, timer != .tokenHold {
+                print("t=\(now / 1_000)us \(nodes[index].process) timer \(timer) [\(nodes[index].ring!.ring.debugState)]")
+            }
             perform(index, nodes[index].ring!.on(.timerFired(timer), now: instant))
+            if traceDaemon == nodes[index].name, timer != .tokenRetransmit, timer != .tokenHold, let ring = nodes[index].ring {
+                print("    -> [\(ring.ring.debugState)]")
+            }
         case .client(let index):
             guard !healed else { return }
             clientStep(index)

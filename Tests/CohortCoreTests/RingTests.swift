@@ -97,17 +97,19 @@ struct RingTests {
             actions.compactMap { if case .broadcast(.join(let join)) = $0 { join } else { nil } }
         }
         _ = at(0, .start)
-        _ = at(10, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [], ringSequence: 0))))
+        // (Each daemon formed a ring of one at start, sequence 1: a join carries what its sender
+        // knows, so one made before would be stale.)
+        _ = at(10, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [], ringSequence: 1))))
         // d3 stays silent: the timeout gives up on it.
         let timeout = ring.settings.consensusTimeout.components.seconds * 1000 + ring.settings.consensusTimeout.components.attoseconds / 1_000_000_000_000_000
         #expect(joins(at(10 + UInt64(timeout), .timerFired(.consensus))).first?.failed == [d3])
         // d1 agrees one millisecond before the timer armed at that timeout would fire.
         let agreedAt = 10 + 2 * UInt64(timeout) - 1
-        _ = at(agreedAt, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [d3], ringSequence: 0))))
+        _ = at(agreedAt, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [d3], ringSequence: 1))))
         #expect(joins(at(agreedAt + 1, .timerFired(.consensus))).isEmpty, "d1 is not given up on")
         // Its commit token arrives a little later and is taken.
         let commit = CommitToken(
-            ring: RingID(sequence: 1, representative: d1), members: [d1, d2],
+            ring: RingID(sequence: 2, representative: d1), members: [d1, d2],
             entries: [d1: .init(oldRing: .initial(of: d1), aru: 0, highSequence: 0)], rotation: 1)
         let answer = at(agreedAt + 20, .received(.commit(commit)))
         #expect(answer.contains { if case .send(.commit(let token), to: d1) = $0 { token.entries[d2] != nil } else { false } })
@@ -131,9 +133,14 @@ struct RingTests {
     @Test("malformed and out-of-protocol peer messages are dropped and counted, never delivered")
     func badPeerInput() throws {
         var network = try PerfectNetwork(["a", "b"])
-        for _ in 0..<2_000 where !network.allOperational { network.step() }
+        for _ in 0..<2_000 where !(network.allOperational && network.rings.values.allSatisfy { $0.configuration?.members.count == 2 }) {
+            network.step()
+        }
         let a = network.rings.keys.sorted()[0]
-        guard let ring = network.rings[a]?.configuration?.ring else { Issue.record("no ring"); return }
+        guard let ring = network.rings[a]?.configuration?.ring, network.rings[a]?.configuration?.members.count == 2 else {
+            Issue.record("no ring of both")
+            return
+        }
         let before = network.rings[a]!.statistics.droppedPeerMessages
         let member = network.rings[a]!.configuration!.members[1]
         let bad: [PeerMessage] = [

@@ -66,6 +66,13 @@ struct ClusterSimulationTests {
         // on every join it heard, forever (joins from given-up daemons are now ignored until
         // merge detection). Found with 4 daemons and no clients.
         (UInt64(2), 4, 0), (6, 5, 0), (9, 5, 0), (10, 7, 0),
+        // The same storm from stale joins of daemons gathering elsewhere: seven daemons, several
+        // components gathering at once after healing, each join in flight pulled an operational
+        // daemon into a new gathering whose old failed sets left it alone again (a join made
+        // before its sender knew of the current ring is now ignored; merge detection tells the
+        // sender the ring's sequence). Found by the soak at b14489f; 15707 stormed on when stale
+        // joins that gave up on nobody were still taken.
+        (14946, 7, 14), (15707, 7, 21),
         // Views named alike by different components (incarnation missing from the configuration
         // name; transitional-era views named by a count; the state exchange cut at the
         // transitional configuration differently by daemons moving on together).

@@ -705,28 +705,23 @@ public struct TotemRing: Sendable {
               join.processors.contains(join.sender)
         else { return drop("malformed join") }
         guard join.sender != me else { return }
-        let currentRingSequence: UInt64?
-        let currentMembers: [DaemonID]
-        switch phase {
-        case .gather:
-            currentRingSequence = nil
-            currentMembers = []
-        case .operational:
-            currentRingSequence = regular.id.sequence
-            currentMembers = regular.members
-        case .commit(let ring, let members):
-            currentRingSequence = ring.sequence
-            currentMembers = members
-        case .recovery(let state):
-            currentRingSequence = state.ring.id.sequence
-            currentMembers = state.ring.members
+        let currentRingSequence: UInt64? = switch phase {
+        case .gather: nil
+        case .operational: regular.id.sequence
+        case .commit(let ring, _): ring.sequence
+        case .recovery(let state): state.ring.id.sequence
         }
         ringSequenceHigh = max(ringSequenceHigh, join.ringSequence)
         if let currentRingSequence {
-            // A join from the gathering that formed the current ring is stale; one that gives up
-            // on this daemon cannot lead to a common ring now (merge detection brings the two
-            // together later).
-            if currentMembers.contains(join.sender), join.ringSequence < currentRingSequence { return ignore() }
+            // A join made before its sender knew of the current ring is stale, whoever sent it:
+            // from the gathering that formed the ring, or from one that went on elsewhere (its
+            // failed set is of that older round). Taking it would start a new gathering for
+            // every join still in flight — with several components gathering at once, a storm
+            // of one-daemon rings, each undone by the next stale join (seeds 14946, 15707; an
+            // exception for joins that give up on nobody still let 15707 storm). Its sender
+            // learns the ring's sequence from merge detection and joins again. A join that gives
+            // up on this daemon cannot lead to a common ring now either.
+            if join.ringSequence < currentRingSequence { return ignore() }
             if join.failed.contains(me) { return ignore() }
             if case .operational = phase {} else if failed.contains(join.sender) { return ignore() }
             enterGather(now: now, adding: [], checkingConsensus: false, into: &actions)
@@ -759,6 +754,9 @@ public struct TotemRing: Sendable {
 
     private mutating func onMergeDetect(ring: RingID, sender: DaemonID, now: Instant, into actions: inout [Action]) {
         guard sender != me else { return }
+        // The sender's ring: joins from here on carry its sequence, so that its members do not
+        // take them for stale ones.
+        ringSequenceHigh = max(ringSequenceHigh, ring.sequence)
         switch phase {
         case .operational where !regular.members.contains(sender):
             enterGather(now: now, adding: [sender], into: &actions)
