@@ -16,7 +16,7 @@ SIZES=${SIZES:-"100 1024 8192 65536"}
 REPEATS=${REPEATS:-5}
 MODES=${MODES:-"self-paced write-only"}
 OUT=${OUT:-Results/flood-$DAEMONS-daemons}
-BIN=.build/release
+BIN=${BIN:-.build/release}  # another build to compare: BIN=/path/to/dir
 
 swift build -c release --product cohortd >/dev/null
 swift build -c release --product cohort >/dev/null
