@@ -102,7 +102,7 @@ struct MembershipBenchmark {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let status = try? await cluster.status(of: "d1"), status.membershipState == "operational",
-               Set(status.configurationMembers.map { String($0.split(separator: "/")[0]) }) == component {
+               status.configurationMemberNames == component {
                 return
             }
             try await Task.sleep(for: .milliseconds(5))

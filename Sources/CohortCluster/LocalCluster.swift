@@ -193,7 +193,7 @@ public final class LocalCluster: @unchecked Sendable {
                     last = "\(name) does not answer"
                     break
                 }
-                let members = Set(status.configurationMembers.map { $0.split(separator: "/").first.map(String.init) ?? $0 })
+                let members = status.configurationMemberNames
                 configurations.insert(status.configuration.description)
                 if status.membershipState != "operational" || members != component {
                     formed = false
@@ -255,9 +255,6 @@ extension LocalCluster {
         }
         throw ClusterError("no \(count) free consecutive TCP ports found on 127.0.0.1")
     }
-
-    /// A free pair of ports (a one-daemon cluster).
-    public static func freePortPair() throws -> Int { try freePorts(2) }
 
     private static func boundPort(_ port: Int) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

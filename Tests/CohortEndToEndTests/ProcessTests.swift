@@ -69,7 +69,7 @@ struct ProcessTests {
 
     @Test("listen --json, send and status --json against a cluster of real processes")
     func listenSendStatus() async throws {
-        let port = try LocalCluster.freePortPair()
+        let port = try LocalCluster.freePorts(2)
         let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
         defer { Task { await cluster.stop() } }
         let tcp = cluster.members[0].clientAddress
@@ -118,7 +118,7 @@ struct ProcessTests {
 
     @Test("flood reports its figures as JSON")
     func flood() async throws {
-        let port = try LocalCluster.freePortPair()
+        let port = try LocalCluster.freePorts(2)
         let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
         defer { Task { await cluster.stop() } }
         let run = try await Self.run(Self.cohort, [
@@ -135,7 +135,7 @@ struct ProcessTests {
 
     @Test("a write-only flood and a receive-only flood measure the same stream")
     func writeOnlyFlood() async throws {
-        let port = try LocalCluster.freePortPair()
+        let port = try LocalCluster.freePorts(2)
         let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
         defer { Task { await cluster.stop() } }
         let address = cluster.members[0].clientAddress
@@ -159,7 +159,7 @@ struct ProcessTests {
 
     @Test("cohort user: join, send, see the message and the view, show membership, quit")
     func interactiveUser() async throws {
-        let port = try LocalCluster.freePortPair()
+        let port = try LocalCluster.freePorts(2)
         let cluster = try await LocalCluster.start(daemons: 1, basePort: port, daemonExecutable: Self.cohortd)
         defer { Task { await cluster.stop() } }
         let process = Process()

@@ -109,6 +109,10 @@ public struct DaemonStatus: Hashable, Sendable {
     public var configuration: ConfigurationID
     /// Daemons in the current configuration (`name/incarnation`).
     public var configurationMembers: [String]
+    /// The names of the daemons in the current configuration (without their incarnations).
+    public var configurationMemberNames: Set<String> {
+        Set(configurationMembers.map { $0.split(separator: "/", maxSplits: 1).first.map(String.init) ?? $0 })
+    }
     /// The membership protocol's state: `gather`, `commit`, `recovery` or `operational`.
     public var membershipState: String
     /// Peers whose traffic this daemon drops (fault injection; empty in normal operation).
