@@ -1,31 +1,75 @@
 #!/usr/bin/env bash
-# Soak: runs the deterministic simulator over many seeds in a release build, on every core.
+# Soak: runs the deterministic simulator over many seeds in a release build, on every core, in
+# chunks of CHUNK seeds (default 1000), and can be stopped and resumed (across sessions):
 #   Scripts/soak.sh [SEEDS [FIRST_SEED]]      (defaults: 100000 seeds from 1)
-# Prints failing seeds with their replay commands; the last line is the JSON summary, also kept
-# in Results/simulation-soak/summary.json with meta.json (revision, machine, seeds, wall time).
-# Exit status 1 if any property broke.
+#
+# Every finished chunk is appended to Results/simulation-soak/chunks.csv with the revision of the
+# simulated code (the last commit that touched Sources/ or Package.swift), so commits of docs or
+# figures do not restart a soak, and any code change does. A chunk already recorded for that
+# revision is skipped. The binary is copied before the run, so rebuilding meanwhile changes
+# nothing. Failing seeds are printed with their replay commands (and kept in the chunk logs
+# under Results/simulation-soak/failures/). At the end, Results/simulation-soak/summary.json
+# totals every recorded chunk of the revision. Exit status 1 if any property broke.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds="${1:-100000}"
 first="${2:-1}"
+chunk="${CHUNK:-1000}"
 OUT=Results/simulation-soak
+revision=$(git log -1 --format=%H -- Sources Package.swift)
+if [ -n "$(git status --porcelain --untracked-files=no -- Sources Package.swift)" ]; then
+  echo "Sources/ has uncommitted changes: commit them first, so the soak is of a revision" >&2
+  exit 2
+fi
 swift build -c release --product cohort
-mkdir -p "$OUT"
-start=$(date +%s)
+mkdir -p "$OUT/failures"
+binary=$(mktemp -d)/cohort
+cp .build/release/cohort "$binary"
+[ -f "$OUT/chunks.csv" ] || echo "revision,first_seed,seeds,violations,seconds,finished" > "$OUT/chunks.csv"
 status=0
-.build/release/cohort simulate --seeds "$seeds" --seed "$first" | tee "$OUT/run.log" || status=$?
-tail -1 "$OUT/run.log" > "$OUT/summary.json"
-rm "$OUT/run.log"
-python3 - "$OUT" "$seeds" "$first" "$(( $(date +%s) - start ))" <<'PY'
-import json, os, platform, subprocess, sys, datetime
-out, seeds, first, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!Results"],
-                       capture_output=True, text=True).stdout.strip() != ""
-json.dump({"experiment": "simulation-soak", "revision": revision + ("-dirty" if dirty else ""),
+start=$first
+end=$((first + seeds - 1))
+while [ "$start" -le "$end" ]; do
+  count=$chunk
+  [ $((start + count - 1)) -gt "$end" ] && count=$((end - start + 1))
+  if grep -q "^$revision,$start,$count," "$OUT/chunks.csv"; then
+    start=$((start + count))
+    continue
+  fi
+  began=$(date +%s)
+  log=$(mktemp)
+  "$binary" simulate --seeds "$count" --seed "$start" > "$log" || true
+  violations=$(tail -1 "$log" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["violations"]))')
+  grep FAILED "$log" || true
+  if [ "$violations" != 0 ]; then
+    cp "$log" "$OUT/failures/$revision-$start.log"
+    status=1
+  fi
+  rm "$log"
+  echo "$revision,$start,$count,$violations,$(( $(date +%s) - began )),$(date -u +%FT%TZ)" >> "$OUT/chunks.csv"
+  echo "seeds $start-$((start + count - 1)): $violations violations"
+  start=$((start + count))
+done
+python3 - "$OUT" "$revision" <<'PY'
+import csv, json, os, platform, sys, datetime
+out, revision = sys.argv[1], sys.argv[2]
+rows = [r for r in csv.DictReader(open(os.path.join(out, "chunks.csv"))) if r["revision"] == revision]
+seeds = sorted((int(r["first_seed"]), int(r["seeds"])) for r in rows)
+covered, ranges = 0, []
+for first, count in seeds:
+    if ranges and first <= ranges[-1][1] + 1:
+        ranges[-1][1] = max(ranges[-1][1], first + count - 1)
+    else:
+        ranges.append([first, first + count - 1])
+covered = sum(b - a + 1 for a, b in ranges)
+summary = {"experiment": "simulation-soak", "revision": revision,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": {"system": platform.platform(), "cores": os.cpu_count()},
-           "seeds": {"first": first, "count": seeds}, "wall_seconds": seconds},
-          open(os.path.join(out, "meta.json"), "w"), indent=2)
+           "seeds": covered, "seed_ranges": ranges,
+           "violations": sum(int(r["violations"]) for r in rows),
+           "seconds": sum(int(r["seconds"]) for r in rows),
+           "command": "cohort simulate --seeds CHUNK --seed S, release build of the revision"}
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
+print(json.dumps(summary))
 PY
 exit "$status"
