@@ -4,8 +4,10 @@
 #   Scripts/soak.sh [SEEDS [FIRST_SEED]]      (defaults: 100000 seeds from 1)
 #
 # Every finished chunk is appended to Results/simulation-soak/chunks.csv with the revision of the
-# simulated code (the last commit that touched Sources/ or Package.swift), so commits of docs or
-# figures do not restart a soak, and any code change does. A chunk already recorded for that
+# simulated code: the last commit that touched what `cohort simulate` runs (the pure cores in
+# CohortCore, the simulator and checkers in CohortSimulation, the CohortCrypto kit it links and its
+# C shims, and the simulate command). Commits of docs, figures, the daemon shell, the client
+# library or experiments do not restart a soak; any change to the simulated code does. A chunk already recorded for that
 # revision is skipped. The binary is copied before the run, so rebuilding meanwhile changes
 # nothing. Failing seeds are printed with their replay commands (and kept in the chunk logs
 # under Results/simulation-soak/failures/). At the end, Results/simulation-soak/summary.json
@@ -16,9 +18,11 @@ seeds="${1:-100000}"
 first="${2:-1}"
 chunk="${CHUNK:-1000}"
 OUT=Results/simulation-soak
-revision=$(git log -1 --format=%H -- Sources Package.swift)
-if [ -n "$(git status --porcelain --untracked-files=no -- Sources Package.swift)" ]; then
-  echo "Sources/ has uncommitted changes: commit them first, so the soak is of a revision" >&2
+simulated=(Sources/CohortCore Sources/CohortSimulation Sources/CohortCrypto Sources/COpenSSL
+           Sources/CGMP Sources/cohort/SimulateCommand.swift)
+revision=$(git log -1 --format=%H -- "${simulated[@]}")
+if [ -n "$(git status --porcelain --untracked-files=no -- "${simulated[@]}")" ]; then
+  echo "the simulated code has uncommitted changes: commit them first, so the soak is of a revision" >&2
   exit 2
 fi
 swift build -c release --product cohort
