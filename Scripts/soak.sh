@@ -7,7 +7,10 @@
 # simulated code: the last commit that touched what `cohort simulate` runs (the pure cores in
 # CohortCore, the simulator and checkers in CohortSimulation, the CohortCrypto kit it links and its
 # C shims, and the simulate command). Commits of docs, figures, the daemon shell, the client
-# library or experiments do not restart a soak; any change to the simulated code does. A chunk already recorded for that
+# library or experiments do not restart a soak; any change to the simulated code does.
+#
+# The binary of each revision soaked is kept in .build/soak/REVISION/cohort, so a soak of an
+# older revision can be finished after the code moved on: REVISION=<full hash> Scripts/soak.sh. A chunk already recorded for that
 # revision is skipped. The binary is copied before the run, so rebuilding meanwhile changes
 # nothing. Failing seeds are printed with their replay commands (and kept in the chunk logs
 # under Results/simulation-soak/failures/). At the end, Results/simulation-soak/summary.json
@@ -20,15 +23,23 @@ chunk="${CHUNK:-1000}"
 OUT=Results/simulation-soak
 simulated=(Sources/CohortCore Sources/CohortSimulation Sources/CohortCrypto Sources/COpenSSL
            Sources/CGMP Sources/cohort/SimulateCommand.swift)
-revision=$(git log -1 --format=%H -- "${simulated[@]}")
-if [ -n "$(git status --porcelain --untracked-files=no -- "${simulated[@]}")" ]; then
-  echo "the simulated code has uncommitted changes: commit them first, so the soak is of a revision" >&2
+revision=${REVISION:-$(git log -1 --format=%H -- "${simulated[@]}")}
+kept=.build/soak/$revision/cohort
+if [ -z "${REVISION:-}" ]; then
+  if [ -n "$(git status --porcelain --untracked-files=no -- "${simulated[@]}")" ]; then
+    echo "the simulated code has uncommitted changes: commit them first, so the soak is of a revision" >&2
+    exit 2
+  fi
+  swift build -c release --product cohort
+  mkdir -p "$(dirname "$kept")"
+  cp .build/release/cohort "$kept"
+elif [ ! -x "$kept" ]; then
+  echo "no binary kept for revision $revision in $kept: check that revision out and soak it there" >&2
   exit 2
 fi
-swift build -c release --product cohort
 mkdir -p "$OUT/failures"
 binary=$(mktemp -d)/cohort
-cp .build/release/cohort "$binary"
+cp "$kept" "$binary"
 [ -f "$OUT/chunks.csv" ] || echo "revision,first_seed,seeds,violations,seconds,finished" > "$OUT/chunks.csv"
 status=0
 start=$first
