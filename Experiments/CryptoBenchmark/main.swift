@@ -12,6 +12,11 @@
 // the median time of one exponentiation with a fresh 256-bit exponent (what the protocols do
 // most) and with a full-width exponent (what GDH's factor-out produces). Written to
 // Results/crypto/dh-groups.csv.
+//
+//   Part 3, group key derivation (what a daemon does per group view in the integrated
+// architectures): K_{g,i} from the daemons' key (`GroupKeyDerivation`, one HMAC), then per
+// suite the suite's key material from it (HKDF-SHA256) and a keyed suite (`init(keyMaterial:)`:
+// cipher and MAC contexts). Medians of R rounds. Written to Results/crypto/key-derivation.csv.
 import COpenSSL
 import CohortCore
 import CohortCrypto
@@ -192,7 +197,40 @@ for (group, backend) in groups {
     }
 }
 
+// MARK: - Part 3: group key derivation
+
+/// Rows of key-derivation.csv: nanoseconds per derivation, median of `rounds`.
+func measureKeyDerivation(rounds: Int) throws -> [String] {
+    var rows = ["step,suite,nanoseconds"]
+    print("")
+    print(padded("step", 34) + padded("suite", 26) + "ns")
+    let derivation = try GroupKeyDerivation(serverKey: [UInt8](repeating: 0x5A, count: 32))
+    let group = try GroupName("experiment-group")
+    // A fresh view id per derivation, as at each view change.
+    var sequence: UInt64 = 0
+    func nextViewID() -> GroupViewID {
+        sequence += 1
+        return GroupViewID(configuration: ConfigurationID(epoch: 7, representative: "d1"), sequence: sequence)
+    }
+    let groupKey = median((0..<rounds).map { _ in nanosecondsPerCall { _ = derivation.groupKey(group: group, viewID: nextViewID()) } })
+    rows.append("group-key,,\(Int(groupKey))")
+    print(padded("group key K_{g,i} (HMAC)", 34) + padded("", 26) + "\(Int(groupKey))")
+    for suiteType in CipherSuites.registered {
+        let nanoseconds = median((0..<rounds).map { _ in
+            nanosecondsPerCall {
+                let key = derivation.groupKey(group: group, viewID: nextViewID())
+                _ = try! suiteType.init(keyMaterial: try! HKDF.keyMaterial(for: suiteType, secret: key))
+            }
+        })
+        rows.append("group-key+hkdf+keyed-suite,\(suiteType.name),\(Int(nanoseconds))")
+        print(padded("group key + HKDF + keyed suite", 34) + padded(suiteType.name, 26) + "\(Int(nanoseconds))")
+    }
+    return rows
+}
+let derivationRows = try measureKeyDerivation(rounds: options.rounds)
+
 try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
+try (derivationRows.joined(separator: "\n") + "\n").write(toFile: options.output + "/key-derivation.csv", atomically: true, encoding: .utf8)
 try (dhRows.joined(separator: "\n") + "\n").write(toFile: options.output + "/dh-groups.csv", atomically: true, encoding: .utf8)
 try (rows.joined(separator: "\n") + "\n").write(toFile: options.output + "/cipher-suites.csv", atomically: true, encoding: .utf8)
 let revision = (try? String(contentsOfFile: ".git/HEAD", encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? "unknown"
@@ -203,4 +241,4 @@ let meta: [String: Any] = [
     "loadavg": (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "",
 ]
 try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: options.output + "/meta.json"))
-print("wrote \(options.output)/cipher-suites.csv, dh-groups.csv and meta.json")
+print("wrote \(options.output)/cipher-suites.csv, dh-groups.csv, key-derivation.csv and meta.json")
