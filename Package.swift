@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "CohortSimulation", targets: ["CohortSimulation"]),
         .library(name: "CohortSecurity", targets: ["CohortSecurity"]),
         .library(name: "CohortTransport", targets: ["CohortTransport"]),
+        .library(name: "CohortConfiguration", targets: ["CohortConfiguration"]),
         .library(name: "CohortDaemon", targets: ["CohortDaemon"]),
         .library(name: "CohortCluster", targets: ["CohortCluster"]),
         .library(name: "Cohort", targets: ["Cohort"]),
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure protocol cores: identifiers, limits, wire codec, group table, daemon core, the
@@ -71,10 +73,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // SwiftNIO shell of the daemon: sockets, timers, config, metrics, lifecycle.
+        // The daemon configuration file (YAML) and its membership defaults, without the NIO
+        // shell: the tools that write configurations and the message-path benchmark use it.
+        .target(
+            name: "CohortConfiguration",
+            dependencies: ["CohortCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
+
+        // SwiftNIO shell of the daemon: sockets, timers, metrics, lifecycle.
         .target(
             name: "CohortDaemon",
             dependencies: [
+                "CohortConfiguration",
                 "CohortCore",
                 "CohortSecurity",
                 "CohortTransport",
@@ -85,7 +96,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
         ),
@@ -106,13 +116,21 @@ let package = Package(
         // Local clusters of real daemon processes: `cohort cluster`, demos, experiments, tests.
         .target(
             name: "CohortCluster",
-            dependencies: ["Cohort", "CohortCore", "CohortDaemon", "CohortTransport"],
+            dependencies: [
+                "Cohort",
+                "CohortConfiguration",
+                "CohortCore",
+                "CohortTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
 
         .executableTarget(
             name: "cohortd",
             dependencies: [
+                "CohortConfiguration",
                 "CohortDaemon",
                 "CohortSecurity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -128,6 +146,7 @@ let package = Package(
             dependencies: [
                 "Cohort",
                 "CohortCluster",
+                "CohortConfiguration",
                 "CohortCore",
                 "CohortDaemon",
                 "CohortSecurity",
@@ -155,17 +174,27 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The experiment runner: named experiments on local clusters of real daemon processes,
+        // writing Results/<experiment>/<name>.csv and meta.json.
         .executableTarget(
-            name: "cohort-membership-bench",
-            dependencies: ["CohortCluster", "CohortDaemon"],
-            path: "Experiments/MembershipBenchmark",
+            name: "cohort-experiments",
+            dependencies: [
+                "Cohort",
+                "CohortCluster",
+                "CohortConfiguration",
+                "CohortCore",
+                "CohortSecurity",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Experiments/Runner",
             swiftSettings: strictSettings
         ),
 
         // The CPU cost of the message path, three daemon cores wired in memory (no sockets).
         .executableTarget(
             name: "cohort-path-bench",
-            dependencies: ["CohortCore", "CohortDaemon", "CohortSecurity"],
+            dependencies: ["CohortConfiguration", "CohortCore", "CohortSecurity"],
             path: "Experiments/MessagePathBenchmark",
             swiftSettings: strictSettings
         ),
@@ -178,6 +207,7 @@ let package = Package(
             dependencies: [
                 "Cohort",
                 "CohortCluster",
+                "CohortConfiguration",
                 "CohortCore",
                 "CohortSimulation",
                 "CohortDaemon",

@@ -1,5 +1,5 @@
+import CohortConfiguration
 import CohortCore
-import CohortDaemon
 import CohortSecurity
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +11,7 @@ import Glibc
 /// are wired together in memory: every protocol message is encoded to the bytes of a daemon
 /// link frame and decoded by each receiver, every client frame is encoded and decoded as on a
 /// socket. A sender on d1 multicasts AGREED messages to a group with one listener on d2 and one
-/// on d3 (the shape of `Experiments/flood-cluster.sh`); the listeners' frames are decoded as the
+/// on d3 (the shape of the `throughput` experiment); the listeners' frames are decoded as the
 /// client library does. No sockets, no event loop, no clock in the cores: what is left is the
 /// work of the pure cores and codecs per message — the part of a real run's CPU this project's
 /// own code decides. Time is virtual: timers fire when nothing else is left to do.
@@ -19,23 +19,58 @@ import Glibc
 /// Prints, per message size, nanoseconds of CPU per delivered message (both listeners) for the
 /// whole path and for each part, median of `--repeats` runs.
 ///
-///     swift run -c release cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5]
+/// With `--ratio`, prints instead, per size, the wall-clock time per message divided by the time
+/// of a fixed reference workload (``referenceWork()``) run in between every few milliseconds of
+/// the message path (so both see the same share of a loaded machine), median of `--repeats` runs: a figure that follows this project's code and not the
+/// machine's speed or load, which `Scripts/perf-gate.sh` checks with a wide margin.
+///
+/// With `--codec`, prints instead the frame codec alone: nanoseconds per encode and per decode
+/// of a client's multicast frame and of the daemon's message frame to a client, per size.
+///
+///     swift run -c release cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5] [--ratio | --codec]
 @main
 struct MessagePathBenchmark {
     static func main() throws {
         var sizes = [100, 1024, 65536]
         var messages = 200_000
         var repeats = 5
+        var ratio = false
+        var codec = false
         var arguments = CommandLine.arguments.dropFirst().makeIterator()
         while let argument = arguments.next() {
             switch argument {
             case "--sizes": sizes = (arguments.next() ?? "").split(separator: ",").compactMap { Int($0) }
             case "--messages": messages = Int(arguments.next() ?? "") ?? messages
             case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
+            case "--ratio": ratio = true
+            case "--codec": codec = true
             default:
-                print("usage: cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5]")
+                print("usage: cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5] [--ratio | --codec]")
                 return
             }
+        }
+        if codec {
+            print("size,frame,operation,ns")
+            for size in sizes {
+                for (frame, operation, nanoseconds) in try CodecBenchmark(payloadBytes: size).measure(repeats: repeats) {
+                    print("\(size),\(frame),\(operation),\(Int(nanoseconds.rounded()))")
+                }
+            }
+            return
+        }
+        if ratio {
+            print("size,messages,ratio")
+            for size in sizes {
+                let count = size >= 65536 ? max(1, messages / 20) : messages
+                var ratios: [Double] = []
+                for _ in 0..<repeats {
+                    var path = try MessagePath(payloadBytes: size)
+                    let figures = try path.run(messages: count, interleavingReference: true)
+                    ratios.append(figures.total / figures.reference)
+                }
+                print("\(size),\(count),\(ratios.sorted()[ratios.count / 2])")
+            }
+            return
         }
         print("size,messages,ns_per_message,sender_daemon_ns,receiving_daemons_ns,listeners_ns,codec_ns")
         for size in sizes {
@@ -58,6 +93,8 @@ struct Figures {
     var receivingDaemons: Double
     var listeners: Double
     var codec: Double
+    /// Nanoseconds per call of ``referenceWork()`` run in between (0 unless asked for).
+    var reference: Double = 0
     var row: String {
         [total, senderDaemon, receivingDaemons, listeners, codec].map { String(Int($0.rounded())) }.joined(separator: ",")
     }
@@ -68,6 +105,87 @@ func cpuNanoseconds() -> UInt64 {
     var spec = timespec()
     clock_gettime(CLOCK_MONOTONIC, &spec)
     return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+}
+
+/// The frame codec alone: the frames of the message path, encoded into a reused writer and
+/// decoded with a reused memo, as the daemon and the client library do.
+struct CodecBenchmark {
+    let client: ClientFrame
+    let daemon: DaemonFrame
+    let limits = Limits()
+
+    init(payloadBytes: Int) throws {
+        let group = try GroupName("flood")
+        let payload = [UInt8](repeating: 7, count: payloadBytes)
+        client = .multicast(OutgoingMessage(service: .agreed, messageType: 0, groups: [group], payload: payload))
+        daemon = .message(DeliveredMessage(
+            service: .agreed, messageType: 0, sender: try MemberID(name: "sender", daemon: "d1"), groups: [group], payload: payload))
+    }
+
+    /// (frame, operation, nanoseconds per call), median of `repeats` timings of 20 ms or more.
+    func measure(repeats: Int) throws -> [(String, String, Double)] {
+        var writer = WireWriter(capacity: 128 * 1024)
+        client.encode(into: &writer)
+        let clientBytes = writer.bytes
+        writer.removeAll()
+        daemon.encode(into: &writer)
+        let daemonBytes = writer.bytes
+        var clientMemo = DecodeMemo()
+        var daemonMemo = DecodeMemo()
+        var results: [(String, String, Double)] = []
+        func time(_ frame: String, _ operation: String, _ body: () throws -> Void) rethrows {
+            var timings: [Double] = []
+            for _ in 0..<repeats {
+                var calls = 64
+                while true {
+                    let start = cpuNanoseconds()
+                    for _ in 0..<calls { try body() }
+                    let elapsed = Double(cpuNanoseconds() - start)
+                    if elapsed > 20e6 { timings.append(elapsed / Double(calls)); break }
+                    calls *= 2
+                }
+            }
+            results.append((frame, operation, timings.sorted()[timings.count / 2]))
+        }
+        time("client-multicast", "encode") {
+            writer.removeAll()
+            client.encode(into: &writer)
+        }
+        try time("client-multicast", "decode") {
+            _ = try clientBytes.withUnsafeBytes { raw in
+                try ClientFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, memo: &clientMemo)
+            }
+        }
+        time("daemon-message", "encode") {
+            writer.removeAll()
+            daemon.encode(into: &writer)
+        }
+        try time("daemon-message", "decode") {
+            _ = try daemonBytes.withUnsafeBytes { raw in
+                try DaemonFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, memo: &daemonMemo)
+            }
+        }
+        return results
+    }
+}
+
+/// A fixed workload of the kinds of work the message path does — small allocations, byte
+/// copies, hashing, branches — whose time follows the machine's speed and load but none of this
+/// project's code: the denominator of `--ratio`. About a millisecond of work.
+@inline(never)
+func referenceWork() -> Int {
+    var table: [UInt64: [UInt8]] = [:]
+    var checksum = 0
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    for index in 0..<2048 {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        var bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 64 + Int(state >> 54))
+        bytes[bytes.count / 2] = UInt8(truncatingIfNeeded: state >> 8)
+        table[state >> 44] = bytes
+        checksum &+= bytes.count
+    }
+    for (key, bytes) in table { checksum &+= Int(truncatingIfNeeded: key) &* Int(bytes[bytes.count / 2]) }
+    return checksum
 }
 
 struct MessagePath {
@@ -105,7 +223,10 @@ struct MessagePath {
     }
 
     /// Forms the ring, connects the clients, sends `messages` and waits for both listeners.
-    mutating func run(messages: Int) throws -> Figures {
+    /// Sends `messages` and returns the time per delivered message; with
+    /// `interleavingReference`, also times ``referenceWork()`` every few milliseconds of path
+    /// work (not counted in the path's time).
+    mutating func run(messages: Int, interleavingReference: Bool = false) throws -> Figures {
         for index in 0..<3 { handle(index, .start) }
         runUntil { $0.daemons.allSatisfy { $0.groups.isStable && $0.groups.ring.configuration?.members.count == 3 } }
         // Sessions: 1 on each daemon; the sender does not join, the listeners do.
@@ -130,7 +251,16 @@ struct MessagePath {
         let start = cpuNanoseconds()
         var sent = 0
         let batch = 64
+        let referenceEvery = max(64, (2 << 20) / max(payloadBytes, 1024) / 64 * 64)
+        var referenceTime: UInt64 = 0
+        var referenceCalls = 0
         while delivered[1] < messages || delivered[2] < messages {
+            if interleavingReference && sent >= (referenceCalls + 1) * referenceEvery {
+                let t0 = cpuNanoseconds()
+                precondition(referenceWork() != 0)
+                referenceTime += cpuNanoseconds() - t0
+                referenceCalls += 1
+            }
             if !paused[0] && sent < messages {
                 // One read's worth of frames from the sender's socket.
                 let now = Instant(nanoseconds: self.now)
@@ -147,12 +277,13 @@ struct MessagePath {
             }
             step()
         }
-        let total = cpuNanoseconds() - start
+        let total = cpuNanoseconds() - start - referenceTime
         let deliveries = Double(2 * messages)
         return Figures(
             total: Double(total) / deliveries, senderDaemon: Double(coreTime[0]) / deliveries,
             receivingDaemons: Double(coreTime[1] + coreTime[2]) / deliveries,
-            listeners: Double(listenerTime) / deliveries, codec: Double(codecTime) / deliveries)
+            listeners: Double(listenerTime) / deliveries, codec: Double(codecTime) / deliveries,
+            reference: referenceCalls == 0 ? 0 : Double(referenceTime) / Double(referenceCalls))
     }
 
     /// Runs until `done` holds (or virtual time runs 60 s).

@@ -1,8 +1,10 @@
 import Cohort
+public import CohortConfiguration
 public import CohortCore
-public import CohortDaemon
 public import CohortTransport
 public import Foundation
+import NIOCore
+import NIOPosix
 
 /// Starts and stops real `cohortd` processes on loopback that form one server group, for
 /// `cohort cluster`, `cohort demo`, the experiments and the end-to-end tests; and injects faults
@@ -17,6 +19,8 @@ public final class LocalCluster: @unchecked Sendable {
         public var clientAddress: String
         /// Unix socket client address, `unix:PATH`.
         public var socketAddress: String
+        /// The port of its Prometheus endpoint (`http://127.0.0.1:PORT/metrics`), if it serves one.
+        public var metricsPort: Int?
         /// The TCP client address, parsed.
         public var address: DaemonAddress { try! DaemonAddress(parsing: clientAddress) }
     }
@@ -45,11 +49,13 @@ public final class LocalCluster: @unchecked Sendable {
     /// Writes a configuration for `daemons` daemons on ports `basePort...` into `directory`
     /// (a fresh temporary folder when `nil`), starts one `cohortd` per daemon and returns once
     /// they form one configuration of all of them (or throws after `readyTimeout`).
-    /// With `faultInjection`, the daemons accept ``partition(_:)`` and ``heal()``.
+    /// With `faultInjection`, the daemons accept ``partition(_:)`` and ``heal()``; with
+    /// `metricsBasePort`, daemon i (from 0) serves its metrics on port `metricsBasePort + i`
+    /// (``metrics(of:)``).
     public static func start(
         daemons: Int, basePort: Int, directory: URL? = nil, architecture: String = "plain",
         daemonExecutable: URL? = nil, logLevel: String = "notice", faultInjection: Bool = false,
-        membership: DaemonConfiguration.Membership = .init(), readyTimeout: Duration = .seconds(30)
+        metricsBasePort: Int? = nil, membership: DaemonConfiguration.Membership = .init(), readyTimeout: Duration = .seconds(30)
     ) async throws -> LocalCluster {
         guard (1...64).contains(daemons) else { throw ClusterError("a local cluster has 1 to 64 daemons, not \(daemons)") }
         let folder = directory ?? FileManager.default.temporaryDirectory
@@ -73,7 +79,10 @@ public final class LocalCluster: @unchecked Sendable {
             throw ClusterError("cohortd not found at \(executable.path); build it with `swift build` or set COHORTD")
         }
         let cluster = LocalCluster(
-            members: entries.map { Member(name: $0.name, clientAddress: "127.0.0.1:\($0.clientPort!)", socketAddress: "unix:\($0.socketPath!)") },
+            members: entries.enumerated().map { index, entry in
+                Member(name: entry.name, clientAddress: "127.0.0.1:\(entry.clientPort!)", socketAddress: "unix:\(entry.socketPath!)",
+                       metricsPort: metricsBasePort.map { $0 + index })
+            },
             directory: folder, configPath: configPath, executable: executable, faultInjection: faultInjection)
         do {
             for member in cluster.members { try cluster.launch(member.name) }
@@ -106,7 +115,7 @@ public final class LocalCluster: @unchecked Sendable {
         process.arguments = [
             "--config", configPath.path, "--name", name,
             "--parent-pid", "\(ProcessInfo.processInfo.processIdentifier)",
-        ] + (faultInjection ? ["--fault-injection"] : [])
+        ] + (faultInjection ? ["--fault-injection"] : []) + (try member(name).metricsPort.map { ["--metrics-port", "\($0)"] } ?? [])
         let log = directory.appendingPathComponent("\(name).log")
         if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: log)
@@ -179,6 +188,32 @@ public final class LocalCluster: @unchecked Sendable {
         try await CohortClient.status(of: try member(name).address)
     }
 
+    /// Daemon `name`'s metrics (the cluster was started with `metricsBasePort`).
+    public func metrics(of name: String) async throws -> MetricsPage {
+        guard let port = try member(name).metricsPort else { throw ClusterError("daemon \(name) serves no metrics: start the cluster with metricsBasePort") }
+        return MetricsPage(text: try await Self.httpGet(host: "127.0.0.1", port: port, path: "/metrics"))
+    }
+
+    /// The body of `GET path` from the HTTP/1.1 server at `host:port`; throws unless it answers
+    /// 200. For the daemons' metrics endpoints (which close the connection after the answer).
+    public static func httpGet(host: String, port: Int, path: String) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let response = try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"))
+            var response = ByteBuffer()
+            for try await var chunk in inbound { response.writeBuffer(&chunk) }
+            return String(buffer: response)
+        }
+        guard let headEnd = response.range(of: "\r\n\r\n") else { throw ClusterError("no HTTP answer from \(host):\(port)") }
+        guard response.hasPrefix("HTTP/1.1 200") else {
+            throw ClusterError("GET \(path) from \(host):\(port): \(response.prefix { $0 != "\r" })")
+        }
+        return String(response[headEnd.upperBound...])
+    }
+
     /// Waits until every daemon named in `component` is operational in one configuration of
     /// exactly those daemons.
     public func waitUntilFormed(_ component: Set<String>, timeout: Duration = .seconds(30)) async throws {
@@ -188,9 +223,12 @@ public final class LocalCluster: @unchecked Sendable {
             var configurations: Set<String> = []
             var formed = true
             for name in component.sorted() {
-                guard let status = try? await status(of: name) else {
+                let status: DaemonStatus
+                do {
+                    status = try await self.status(of: name)
+                } catch {
                     formed = false
-                    last = "\(name) does not answer"
+                    last = "\(name) does not answer: \(error)"
                     break
                 }
                 let members = status.configurationMemberNames
@@ -233,6 +271,24 @@ public final class LocalCluster: @unchecked Sendable {
             _ = try await CohortClient.dropPeers([], at: try member(name).address)
         }
     }
+}
+
+/// A page of metrics in the Prometheus text format, as a daemon's `/metrics` serves it.
+public struct MetricsPage: Sendable, CustomStringConvertible {
+    /// The page.
+    public var text: String
+
+    /// Wraps a page.
+    public init(text: String) { self.text = text }
+
+    /// The value of the sample `name{labels}`, with `labels` as printed (`service="agreed"`), or
+    /// of the sample `name` without labels when `labels` is nil; nil if the page has none.
+    public func value(_ name: String, _ labels: String? = nil) -> Double? {
+        let prefix = labels.map { "\(name){\($0)} " } ?? "\(name) "
+        return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+    }
+
+    public var description: String { text }
 }
 
 /// A local cluster could not be started or driven.

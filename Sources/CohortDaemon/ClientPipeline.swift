@@ -27,7 +27,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
         for frame in unwrapInboundIn(data) {
             // The core ignores frames of a session it is closing (e.g. after `disconnect`).
             guard let session, !failed else { return }
-            runtime.countSubmission(frame)
+            runtime.countSubmission(frame, from: session, now: now)
             runtime.handle(.frame(session, frame), now: now)
         }
     }

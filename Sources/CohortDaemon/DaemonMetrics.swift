@@ -1,19 +1,32 @@
 import CohortCore
 import Metrics
 
-/// The daemon's metrics, through swift-metrics (names documented in `docs/metrics.md`).
-/// With no metrics backend bootstrapped they cost nothing but a no-op call.
+/// The daemon's metrics, through swift-metrics (the vocabulary is `docs/metrics.md`). With no
+/// metrics backend bootstrapped they cost nothing but a no-op call.
 struct DaemonMetrics {
-    let messagesReceived = Counter(label: "cohort_messages_received_total")
-    let messageBytesReceived = Counter(label: "cohort_message_bytes_received_total")
-    let messagesDelivered = Counter(label: "cohort_messages_delivered_total")
-    let messageBytesDelivered = Counter(label: "cohort_message_bytes_delivered_total")
+    /// Per service level (index: `ServiceLevel.rawValue - 1`).
+    let messagesReceived = Self.perService("cohort_messages_received_total")
+    let messageBytesReceived = Self.perService("cohort_message_bytes_received_total")
+    let messagesDelivered = Self.perService("cohort_messages_delivered_total")
+    let messageBytesDelivered = Self.perService("cohort_message_bytes_delivered_total")
     let viewsDelivered = Counter(label: "cohort_views_delivered_total")
     let sessionsOpened = Counter(label: "cohort_sessions_opened_total")
     let sessions = Gauge(label: "cohort_sessions")
     let framesWritten = Counter(label: "cohort_frames_written_total")
     let flushes = Counter(label: "cohort_flushes_total")
     let intakePauses = Counter(label: "cohort_intake_pauses_total")
+    /// From leaving the operational state (or starting) to installing the next regular
+    /// configuration.
+    let membershipChangeDuration = Timer(label: "cohort_membership_change_duration_seconds", preferredDisplayUnit: .seconds)
+    /// From a local client's join or leave to the view that shows it, delivered to that client.
+    let groupViewChangeDuration = Timer(label: "cohort_group_view_change_duration_seconds", preferredDisplayUnit: .seconds)
+    /// Client operations waiting for the token.
+    let ringPendingItems = Gauge(label: "cohort_ring_pending_items")
+    /// Links to other daemons that are not writable (the peer reads too slowly; messages to it
+    /// are dropped meanwhile and recovered by the ring's retransmissions).
+    let peerLinksBacklogged = Gauge(label: "cohort_peer_links_backlogged")
+    /// Clients whose connection is not writable (their socket buffers are full).
+    let clientsBacklogged = Gauge(label: "cohort_clients_backlogged")
 
     func configurationInstalled(transitional: Bool) {
         Counter(label: "cohort_membership_changes_total", dimensions: [("kind", transitional ? "transitional" : "regular")]).increment()
@@ -21,6 +34,10 @@ struct DaemonMetrics {
 
     func rejected(_ code: ErrorCode) {
         Counter(label: "cohort_rejected_total", dimensions: [("reason", code.metricLabel)]).increment()
+    }
+
+    private static func perService(_ label: String) -> [Counter] {
+        ServiceLevel.allCases.map { Counter(label: label, dimensions: [("service", $0.description)]) }
     }
 }
 

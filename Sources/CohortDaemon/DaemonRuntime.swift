@@ -51,6 +51,14 @@ final class DaemonRuntime {
     /// The ring re-arms some timers at every token visit; a later deadline only moves the
     /// wanted time, and the task scheduled for the earlier one reschedules itself when it fires.
     private var ringTimers: [TotemRing.Timer: (wanted: NIODeadline, scheduled: NIODeadline)] = [:]
+    /// When the membership change under way began (the daemon left the operational state, or
+    /// started), for `cohort_membership_change_duration_seconds`.
+    private var membershipChangeStarted: Instant?
+    /// Local clients' joins and leaves waiting for their view, for
+    /// `cohort_group_view_change_duration_seconds`.
+    private var viewRequests: [SessionID: [GroupName: Instant]] = [:]
+    /// Samples the queue depths once a second.
+    private var queueSampler: Scheduled<Void>?
 
     init(core: DaemonCore, links: PeerLinks, eventLoop: any EventLoop, logger: Logger) {
         self.core = core
@@ -64,7 +72,19 @@ final class DaemonRuntime {
         eventLoop.preconditionInEventLoop()
         links.onMessage = { [unowned self] message in handle(.peer(message)) }
         links.start()
+        membershipChangeStarted = now
         handle(.start)
+        sampleQueues()
+    }
+
+    /// Records the queue depths now and again in a second, and publishes the counts of a
+    /// daemon that wrote nothing to its clients since (they are published at flushes).
+    private func sampleQueues() {
+        publishTally()
+        metrics.ringPendingItems.record(core.groups.ring.pendingCount)
+        metrics.peerLinksBacklogged.record(links.backloggedCount)
+        metrics.clientsBacklogged.record(channels.values.reduce(0) { $0 + ($1.channel.isWritable ? 0 : 1) })
+        queueSampler = eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in sampleQueues() }
     }
 
     /// Current time for the core, from NIO's monotonic clock.
@@ -95,13 +115,16 @@ final class DaemonRuntime {
         eventLoop.preconditionInEventLoop()
         if case .sessionClosed(let session) = event {
             channels[session] = nil
+            viewRequests[session] = nil
         }
         let established = core.establishedSessionCount
         // Reuse one action buffer; a nested call (from performing these actions) gets its own.
         var actions = actionBuffer
         actionBuffer = []
         let phase = logger.logLevel <= .debug ? core.groups.ring.phaseName : ""
+        let wasOperational = core.groups.ring.isOperational
         core.on(event, now: now, into: &actions)
+        if wasOperational && !core.groups.ring.isOperational { membershipChangeStarted = now }
         if logger.logLevel <= .debug { trace(event, actions: actions, phaseBefore: phase, now: now) }
         perform(actions)
         actions.removeAll(keepingCapacity: true)
@@ -147,6 +170,7 @@ final class DaemonRuntime {
 
     /// Tells every client the daemon is going away and closes every session.
     func shutdown() {
+        queueSampler?.cancel()
         handle(.shutdown)
         flushAll()
         links.stop()
@@ -179,6 +203,10 @@ final class DaemonRuntime {
                 }
             case .configurationInstalled(let configuration):
                 metrics.configurationInstalled(transitional: configuration.isTransitional)
+                if !configuration.isTransitional, let started = membershipChangeStarted {
+                    metrics.membershipChangeDuration.recordNanoseconds(Int64(now.nanoseconds - started.nanoseconds))
+                    membershipChangeStarted = nil
+                }
                 logger.notice(configuration.isTransitional ? "transitional configuration" : "configuration installed", metadata: [
                     "ring": "\(configuration.ring)", "members": "\(configuration.members.map(\.description).joined(separator: " "))",
                 ])
@@ -219,7 +247,7 @@ final class DaemonRuntime {
     private func write(_ frame: DaemonFrame, to sessions: some Collection<SessionID>) {
         scratch.removeAll()
         let payload = frame.encodeLeavingPayload(into: &scratch)
-        count(frame, bytes: scratch.bytes.count + (payload?.count ?? 0), recipients: sessions.count)
+        count(frame, bytes: scratch.bytes.count + (payload?.count ?? 0), recipients: sessions)
         for session in sessions {
             guard let io = channels[session] else { continue }
             if io.outgoing.readableBytes == 0 { dirty.append(io) }
@@ -229,14 +257,22 @@ final class DaemonRuntime {
         scheduleFlush()
     }
 
-    private func count(_ frame: DaemonFrame, bytes: Int, recipients: Int) {
-        tally.framesWritten += recipients
+    private func count(_ frame: DaemonFrame, bytes: Int, recipients: some Collection<SessionID>) {
+        tally.framesWritten += recipients.count
         switch frame {
         case .message(let message):
-            tally.messagesDelivered += recipients
-            tally.messageBytesDelivered += message.payload.count * recipients
-        case .view:
-            metrics.viewsDelivered.increment(by: Int64(recipients))
+            let level = Int(message.service.level.rawValue) - 1
+            tally.messagesDelivered[level] += recipients.count
+            tally.messageBytesDelivered[level] += message.payload.count * recipients.count
+        case .view(let view):
+            metrics.viewsDelivered.increment(by: Int64(recipients.count))
+            if !view.transitional {
+                for session in recipients {
+                    if let started = viewRequests[session]?.removeValue(forKey: view.group) {
+                        metrics.groupViewChangeDuration.recordNanoseconds(Int64(now.nanoseconds - started.nanoseconds))
+                    }
+                }
+            }
         case .reject(let code, _), .error(let code, _, _):
             metrics.rejected(code)
         case .accept, .authChallenge, .status:
@@ -302,37 +338,52 @@ final class DaemonRuntime {
         try? channel.syncOptions?.setOption(.autoRead, value: enabled)
     }
 
-    /// Counts a client submission (for metrics).
-    func countSubmission(_ frame: ClientFrame) {
-        if case .multicast(let message) = frame {
-            tally.messagesReceived += 1
-            tally.messageBytesReceived += message.payload.count
+    /// Counts a client submission from `session` (for metrics), received at `now`.
+    func countSubmission(_ frame: ClientFrame, from session: SessionID, now: Instant) {
+        switch frame {
+        case .multicast(let message):
+            let level = Int(message.service.level.rawValue) - 1
+            tally.messagesReceived[level] += 1
+            tally.messageBytesReceived[level] += message.payload.count
+        case .join(let group), .leave(let group):
+            viewRequests[session, default: [:]][group] = now
+        default:
+            break
         }
     }
 
-    /// Per-message counts, added up in plain integers during a tick and handed to the metrics
-    /// backend once per tick (its counters are atomics).
+    /// Per-message counts by service level, added up in plain integers during a tick and
+    /// handed to the metrics backend once per tick (its counters are atomics).
     private struct Tally {
-        var messagesReceived = 0
-        var messageBytesReceived = 0
-        var messagesDelivered = 0
-        var messageBytesDelivered = 0
+        // One count per service level (index `ServiceLevel.rawValue - 1`).
+        var messagesReceived = [Int](repeating: 0, count: ServiceLevel.allCases.count)
+        var messageBytesReceived = [Int](repeating: 0, count: ServiceLevel.allCases.count)
+        var messagesDelivered = [Int](repeating: 0, count: ServiceLevel.allCases.count)
+        var messageBytesDelivered = [Int](repeating: 0, count: ServiceLevel.allCases.count)
         var framesWritten = 0
     }
 
     private var tally = Tally()
 
+    /// Hands the tick's counts to the metrics backend and zeroes them (in place: no allocation).
     private func publishTally() {
-        let tally = self.tally
-        self.tally = Tally()
-        if tally.messagesReceived > 0 {
-            metrics.messagesReceived.increment(by: Int64(tally.messagesReceived))
-            metrics.messageBytesReceived.increment(by: Int64(tally.messageBytesReceived))
-        }
         if tally.framesWritten > 0 {
             metrics.framesWritten.increment(by: Int64(tally.framesWritten))
-            metrics.messagesDelivered.increment(by: Int64(tally.messagesDelivered))
-            metrics.messageBytesDelivered.increment(by: Int64(tally.messageBytesDelivered))
+            tally.framesWritten = 0
+        }
+        for level in tally.messagesReceived.indices {
+            if tally.messagesReceived[level] > 0 {
+                metrics.messagesReceived[level].increment(by: Int64(tally.messagesReceived[level]))
+                metrics.messageBytesReceived[level].increment(by: Int64(tally.messageBytesReceived[level]))
+                tally.messagesReceived[level] = 0
+                tally.messageBytesReceived[level] = 0
+            }
+            if tally.messagesDelivered[level] > 0 {
+                metrics.messagesDelivered[level].increment(by: Int64(tally.messagesDelivered[level]))
+                metrics.messageBytesDelivered[level].increment(by: Int64(tally.messageBytesDelivered[level]))
+                tally.messagesDelivered[level] = 0
+                tally.messageBytesDelivered[level] = 0
+            }
         }
     }
 }

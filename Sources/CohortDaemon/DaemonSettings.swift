@@ -1,3 +1,4 @@
+public import CohortConfiguration
 public import CohortCore
 public import CohortSecurity
 

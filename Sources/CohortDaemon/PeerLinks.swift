@@ -192,6 +192,11 @@ final class PeerLinks {
         ])
     }
 
+    /// Dialed links that are up but not writable (their peer reads too slowly).
+    var backloggedCount: Int {
+        outgoing.values.reduce(0) { count, link in count + (link.channel.map { $0.isWritable ? 0 : 1 } ?? 0) }
+    }
+
     private func encode(_ message: PeerMessage) -> ByteBuffer {
         scratch.removeAll()
         PeerLinkFrame.message(message).encode(into: &scratch)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cohort
+import CohortConfiguration
 import CohortCore
 import CohortDaemon
 import CohortTransport

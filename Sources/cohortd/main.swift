@@ -1,4 +1,5 @@
 import ArgumentParser
+import CohortConfiguration
 import CohortDaemon
 import CohortSecurity
 import Logging

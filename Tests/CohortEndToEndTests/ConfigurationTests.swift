@@ -1,3 +1,4 @@
+import CohortConfiguration
 import CohortCore
 import CohortDaemon
 import CohortSecurity

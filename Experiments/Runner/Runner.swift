@@ -1,0 +1,59 @@
+import ArgumentParser
+import CohortSecurity
+import Foundation
+
+/// `cohort-experiments`: named, parameterised experiments on local clusters of real daemon
+/// processes; each writes `Results/<experiment>/<name>.csv` and its entry in `meta.json`, which
+/// `Scripts/plot.py` draws.
+///
+///     swift run -c release cohort-experiments throughput --quick
+@main
+struct ExperimentRunner: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cohort-experiments",
+        abstract: "Runs Cohort's experiments on local clusters and writes Results/<experiment>/<name>.csv and meta.json.",
+        subcommands: [ThroughputExperiment.self, LatencyExperiment.self, MembershipExperiment.self]
+    )
+}
+
+/// Options every experiment takes.
+struct CommonOptions: ParsableArguments {
+    @Flag(help: "A small version that finishes in well under a minute.")
+    var quick = false
+
+    @Option(help: "Name of the result (Results/<experiment>/<name>.csv); default from the parameters.")
+    var name: String?
+
+    @Option(help: "Folder of the results.")
+    var results = "Results"
+
+    @Option(help: "Comma-separated security architectures to measure: \(Architecture.registered.map(\.name).joined(separator: ", ")) (default: all).")
+    var architectures: String?
+
+    @Flag(help: "Do not bring the release build of cohortd and cohort up to date first.")
+    var noBuild = false
+
+    /// The architectures to measure, validated.
+    func architectureNames() throws -> [String] {
+        guard let architectures else { return Architecture.registered.map(\.name) }
+        let names = architectures.split(separator: ",").map(String.init)
+        for name in names {
+            do { _ = try Architecture.named(name) } catch { throw ValidationError(error.description) }
+        }
+        return names
+    }
+
+    /// The name of the result: `name` if given, else `defaultName` (with `-quick` for a quick run).
+    func resultName(_ defaultName: String) -> String { name ?? (quick ? "\(defaultName)-quick" : defaultName) }
+
+    var resultsFolder: URL { URL(fileURLWithPath: results) }
+}
+
+/// Parses a comma-separated list of integers.
+func integers(_ text: String, option: String) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("\(option) takes positive integers separated by commas, not '\(text)'")
+    }
+    return values.map { $0! }
+}
