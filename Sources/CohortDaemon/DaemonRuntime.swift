@@ -137,7 +137,7 @@ final class DaemonRuntime {
     private func trace(_ event: DaemonCore.Event, actions: [DaemonCore.Action], phaseBefore: String, now: Instant) {
         let milliseconds = "\(now.nanoseconds / 1_000_000)"
         switch event {
-        case .peer(let message) where !Self.isRoutine(message):
+        case .peer(let message) where message.isMembership:
             logger.debug("peer in", metadata: ["ms": "\(milliseconds)", "message": "\(message)"])
         case .timerFired(.ring(let timer)):
             logger.debug("ring timer", metadata: ["ms": "\(milliseconds)", "timer": "\(timer)"])
@@ -146,9 +146,9 @@ final class DaemonRuntime {
         }
         for action in actions {
             switch action {
-            case .broadcastToPeers(let message) where !Self.isRoutine(message):
+            case .broadcastToPeers(let message) where message.isMembership:
                 logger.debug("peer broadcast", metadata: ["ms": "\(milliseconds)", "message": "\(message)"])
-            case .sendToPeer(let message, let to) where !Self.isRoutine(message):
+            case .sendToPeer(let message, let to) where message.isMembership:
                 logger.debug("peer send", metadata: ["ms": "\(milliseconds)", "to": "\(to)", "message": "\(message)"])
             default:
                 break
@@ -157,14 +157,6 @@ final class DaemonRuntime {
         let phase = core.groups.ring.phaseName
         if phase != phaseBefore {
             logger.debug("membership state", metadata: ["ms": "\(milliseconds)", "from": "\(phaseBefore)", "to": "\(phase)"])
-        }
-    }
-
-    /// Packets and tokens of an operational ring: too many to trace.
-    private static func isRoutine(_ message: PeerMessage) -> Bool {
-        switch message {
-        case .packet, .token: true
-        case .join, .commit, .mergeDetect: false
         }
     }
 

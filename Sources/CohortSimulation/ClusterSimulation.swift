@@ -199,12 +199,6 @@ public struct ClusterSimulation: Sendable {
     /// `COHORT_SIM_TRACE_DAEMON=d3`: print the membership messages and timers d3 handles.
     private let traceDaemon = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE_DAEMON"]
 
-    private static func isMembership(_ message: PeerMessage) -> Bool {
-        switch message {
-        case .join, .commit, .mergeDetect: true
-        case .packet, .token: false
-        }
-    }
     private var clients: [Client] = []
     private var clientLogs: [String: [EVSEvent]] = [:]
     private var views = GroupViewMonitor()
@@ -318,11 +312,11 @@ public struct ClusterSimulation: Sendable {
             guard nodes[to].incarnation == incarnation, nodes[to].ring != nil,
                   nodes[from].component == nodes[to].component
             else { return }
-            if traceDaemon == nodes[to].name, Self.isMembership(message) {
+            if traceDaemon == nodes[to].name, message.isMembership {
                 print("t=\(now / 1_000)us \(nodes[to].process) <- \(nodes[from].name) \(message) [\(nodes[to].ring!.ring.debugState)]")
             }
             perform(to, nodes[to].ring!.on(.peer(message), now: instant))
-            if traceDaemon == nodes[to].name, Self.isMembership(message), let ring = nodes[to].ring {
+            if traceDaemon == nodes[to].name, message.isMembership, let ring = nodes[to].ring {
                 print("    -> [\(ring.ring.debugState)]")
             }
         case .timer(let index, let incarnation, let timer):

@@ -209,13 +209,12 @@ public struct GroupService: Sendable {
         case .state:
             // A state item of an exchange that completed without it (its sender left): stale.
             return
-        case .message(var message):
+        case .message(let message):
             let recipients = localRecipients(of: message)
             guard !recipients.isEmpty else { return }
-            if let range {
-                message.payload = Array(item[(item.startIndex + range.lowerBound)..<(item.startIndex + range.upperBound)])
-            }
-            actions.append(.message(message, to: recipients, origin: origin))
+            // The payload is copied out of the packet's bytes only now that someone receives it.
+            guard case .message(let filled) = operation.filling(payload: range, from: item) else { return }
+            actions.append(.message(filled, to: recipients, origin: origin))
         case .join(let member, _), .leave(let member, _), .disconnect(let member):
             // Only a daemon's own clients are its to add or remove (a forged or stale item is ignored).
             guard member.daemon == origin.daemon.name else { return }

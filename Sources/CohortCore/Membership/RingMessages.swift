@@ -168,4 +168,13 @@ public enum PeerMessage: Hashable, Sendable {
     /// The representative of an operational ring announces it, so that separated components
     /// hear each other and merge (Totem's merge detection).
     case mergeDetect(ring: RingID, sender: DaemonID)
+
+    /// Whether this is a membership message (join, commit token, merge detection) rather than
+    /// the packets and tokens of an operational ring: what traces print (the others are too many).
+    public var isMembership: Bool {
+        switch self {
+        case .join, .commit, .mergeDetect: true
+        case .packet, .token: false
+        }
+    }
 }
