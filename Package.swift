@@ -184,6 +184,7 @@ let package = Package(
                 "CohortConfiguration",
                 "CohortCore",
                 "CohortSecurity",
+                "CohortSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

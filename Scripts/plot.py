@@ -92,7 +92,29 @@ def membership(path, data):
     return fig, "Cost of a daemon membership change (median)"
 
 
-PLOTTERS = {"throughput": throughput, "latency": latency, "membership": membership}
+def membership_simulated(path, data):
+    """Median virtual time of a cut and of a heal, and the peer messages each takes, per size."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sizes = sorted({int(r["daemons"]) for r in data})
+
+    def med(size, column):
+        return statistics.median(float(r[column]) for r in data if int(r["daemons"]) == size)
+
+    x = range(len(sizes))
+    for offset, (column, label) in enumerate((("partition_ms", "one daemon cut off"), ("merge_ms", "cut healed"))):
+        left.bar([i + offset * 0.4 for i in x], [med(s, column) for s in sizes], 0.4, label=label)
+        messages = column.replace("_ms", "_messages")
+        right.bar([i + offset * 0.4 for i in x], [med(s, messages) for s in sizes], 0.4, label=label)
+    for axis, ylabel in ((left, "virtual milliseconds to the new configuration"), (right, "peer messages")):
+        axis.set_xticks([i + 0.2 for i in x], [f"{s} daemons" for s in sizes])
+        axis.set_ylabel(ylabel)
+        axis.grid(True, axis="y", alpha=0.3)
+    left.legend()
+    return fig, "Simulated membership change (median of seeds)"
+
+
+PLOTTERS = {"throughput": throughput, "latency": latency, "membership": membership,
+            "membership-simulated": membership_simulated}
 
 
 def plot(path):
