@@ -22,6 +22,9 @@ struct SimulatedMembershipExperiment: ParsableCommand {
     var seeds: String?
 
     func validate() throws {
+        guard common.architectures == nil else {
+            throw ValidationError("--architectures: the simulator runs the membership protocol alone, under no security architecture")
+        }
         if let daemons {
             guard try integers(daemons, option: "--daemons").allSatisfy({ (2...64).contains($0) }) else {
                 throw ValidationError("--daemons: sizes of 2 to 64")
