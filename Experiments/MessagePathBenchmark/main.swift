@@ -61,7 +61,7 @@ struct MessagePathBenchmark {
         if ratio {
             print("size,messages,ratio")
             for size in sizes {
-                let count = size >= 65536 ? max(1, messages / 20) : messages
+                let count = messageCount(size: size, messages: messages)
                 var ratios: [Double] = []
                 for _ in 0..<repeats {
                     var path = try MessagePath(payloadBytes: size)
@@ -74,7 +74,7 @@ struct MessagePathBenchmark {
         }
         print("size,messages,ns_per_message,sender_daemon_ns,receiving_daemons_ns,listeners_ns,codec_ns")
         for size in sizes {
-            let count = size >= 65536 ? max(1, messages / 20) : messages
+            let count = messageCount(size: size, messages: messages)
             var runs: [Figures] = []
             for _ in 0..<repeats {
                 var path = try MessagePath(payloadBytes: size)
@@ -85,6 +85,10 @@ struct MessagePathBenchmark {
         }
     }
 }
+
+/// Messages sent at `size`: `messages`, or a twentieth of them at 64 KiB and above (each costs
+/// about twenty times more).
+func messageCount(size: Int, messages: Int) -> Int { size >= 65536 ? max(1, messages / 20) : messages }
 
 /// CPU nanoseconds of one run, per delivered message.
 struct Figures {

@@ -24,17 +24,13 @@ struct MembershipExperiment: AsyncParsableCommand {
     var repeats: Int?
 
     func validate() throws {
-        if let daemons {
-            guard try integers(daemons, option: "--daemons").allSatisfy({ (2...64).contains($0) }) else {
-                throw ValidationError("--daemons: sizes of 2 to 64")
-            }
-        }
+        _ = try clusterSizes(daemons, or: [])
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be positive") }
     }
 
     func run() async throws {
         let executables = try Executables.prepare(build: !common.noBuild)
-        let sizes = try daemons.map { try integers($0, option: "--daemons") } ?? (common.quick ? [3] : [3, 13])
+        let sizes = try clusterSizes(daemons, or: (common.quick ? [3] : [3, 13]))
         let repeatCount = repeats ?? (common.quick ? 2 : 5)
         let architectures = try common.architectureNames()
         var output = try ExperimentOutput(

@@ -57,3 +57,11 @@ func integers(_ text: String, option: String) throws -> [Int] {
     }
     return values.map { $0! }
 }
+
+/// The cluster sizes of `--daemons a,b,...` (2 to 64 daemons each), or `fallback` without it.
+func clusterSizes(_ text: String?, or fallback: [Int]) throws -> [Int] {
+    guard let text else { return fallback }
+    let sizes = try integers(text, option: "--daemons")
+    guard sizes.allSatisfy({ (2...64).contains($0) }) else { throw ValidationError("--daemons: sizes of 2 to 64") }
+    return sizes
+}

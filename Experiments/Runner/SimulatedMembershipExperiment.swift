@@ -25,16 +25,12 @@ struct SimulatedMembershipExperiment: ParsableCommand {
         guard common.architectures == nil else {
             throw ValidationError("--architectures: the simulator runs the membership protocol alone, under no security architecture")
         }
-        if let daemons {
-            guard try integers(daemons, option: "--daemons").allSatisfy({ (2...64).contains($0) }) else {
-                throw ValidationError("--daemons: sizes of 2 to 64")
-            }
-        }
+        _ = try clusterSizes(daemons, or: [])
         if let seeds { _ = try integers(seeds, option: "--seeds") }
     }
 
     func run() throws {
-        let sizes = try daemons.map { try integers($0, option: "--daemons") } ?? (common.quick ? [3, 5] : [3, 5, 13])
+        let sizes = try clusterSizes(daemons, or: (common.quick ? [3, 5] : [3, 5, 13]))
         let seedList = try seeds.map { try integers($0, option: "--seeds") } ?? (common.quick ? [1, 2] : [1, 2, 3, 4, 5])
         var output = try ExperimentOutput(
             experiment: "membership-simulated", name: common.resultName("daemons-" + sizes.map(String.init).joined(separator: "-")),

@@ -64,6 +64,7 @@ struct ThroughputExperiment: AsyncParsableCommand {
         var progress = Progress(total: architectures.count * modeList.count * sizeList.count * repeatCount)
         var figures: [String: [Double]] = [:]
         var daemonMetrics: [String: Any] = [:]
+        var runNumber = 0
         for architecture in architectures {
             let cluster = try await LocalCluster.start(
                 daemons: daemons, basePort: try LocalCluster.freePorts(2 * daemons), architecture: architecture,
@@ -72,8 +73,9 @@ struct ThroughputExperiment: AsyncParsableCommand {
                 for mode in modeList {
                     for size in sizeList {
                         for run in 1...repeatCount {
+                            runNumber += 1
                             let result = try await measure(
-                                cluster, executables, architecture: architecture, mode: mode, size: size, run: progress.step + 1)
+                                cluster, executables, architecture: architecture, mode: mode, size: size, run: runNumber)
                             try output.append([architecture, mode, size, run, result.messages,
                                                Int(result.senderRate), String(format: "%.1f", result.senderMBps),
                                                Int(result.listenerRate), String(format: "%.1f", result.listenerMBps),
@@ -112,6 +114,7 @@ struct ThroughputExperiment: AsyncParsableCommand {
     /// for a moment after their processes exit (their disconnects are ordered like everything
     /// else), and a wait for "the listeners are in the group" must not be satisfied by them, or
     /// the sender's first messages could be ordered before the new listeners' joins.
+    /// `run` numbers the runs of the whole experiment (it names the group and the clients).
     private func measure(
         _ cluster: LocalCluster, _ executables: Executables, architecture: String, mode: String, size: Int, run: Int
     ) async throws -> Result {

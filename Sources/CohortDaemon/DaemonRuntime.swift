@@ -239,7 +239,7 @@ final class DaemonRuntime {
     private func write(_ frame: DaemonFrame, to sessions: some Collection<SessionID>) {
         scratch.removeAll()
         let payload = frame.encodeLeavingPayload(into: &scratch)
-        count(frame, bytes: scratch.bytes.count + (payload?.count ?? 0), recipients: sessions)
+        count(frame, recipients: sessions)
         for session in sessions {
             guard let io = channels[session] else { continue }
             if io.outgoing.readableBytes == 0 { dirty.append(io) }
@@ -249,7 +249,7 @@ final class DaemonRuntime {
         scheduleFlush()
     }
 
-    private func count(_ frame: DaemonFrame, bytes: Int, recipients: some Collection<SessionID>) {
+    private func count(_ frame: DaemonFrame, recipients: some Collection<SessionID>) {
         tally.framesWritten += recipients.count
         switch frame {
         case .message(let message):

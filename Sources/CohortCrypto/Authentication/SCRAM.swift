@@ -138,13 +138,10 @@ public enum SCRAM {
             guard iterations >= SCRAM.minimumIterations else { throw Failure.weakParameters(iterations: iterations) }
             let withoutProof = "c=biws,r=\(combined)"
             let authMessage = Array("\(bare),\(serverFirst),\(withoutProof)".utf8)
-            let salted = try SCRAM.saltedPassword(password, salt: salt, iterations: iterations)
-            let clientKey = try HMACSHA256(key: salted).code(Array("Client Key".utf8))
-            let storedKey = Array(SHA256.hash(data: clientKey))
-            let signature = try HMACSHA256(key: storedKey).code(authMessage)
-            let proof = zip(clientKey, signature).map { $0 ^ $1 }
-            let serverKey = try HMACSHA256(key: salted).code(Array("Server Key".utf8))
-            state = .sentFinal(expectedSignature: try HMACSHA256(key: serverKey).code(authMessage))
+            let keys = try SCRAM.keys(salted: SCRAM.saltedPassword(password, salt: salt, iterations: iterations))
+            let signature = try HMACSHA256(key: keys.stored).code(authMessage)
+            let proof = zip(keys.client, signature).map { $0 ^ $1 }
+            state = .sentFinal(expectedSignature: try HMACSHA256(key: keys.server).code(authMessage))
             return "\(withoutProof),p=\(base64(proof))"
         }
 
@@ -244,9 +241,11 @@ public enum SCRAM {
         return output
     }
 
-    static func keys(salted: [UInt8]) throws(CryptoError) -> (stored: [UInt8], server: [UInt8]) {
+    /// ClientKey, StoredKey = SHA-256(ClientKey) and ServerKey of RFC 5802 §3.
+    static func keys(salted: [UInt8]) throws(CryptoError) -> (client: [UInt8], stored: [UInt8], server: [UInt8]) {
         let mac = try HMACSHA256(key: salted)
-        return (Array(SHA256.hash(data: mac.code(Array("Client Key".utf8)))), mac.code(Array("Server Key".utf8)))
+        let client = mac.code(Array("Client Key".utf8))
+        return (client, Array(SHA256.hash(data: client)), mac.code(Array("Server Key".utf8)))
     }
 
     /// `a=value` attributes separated by commas; the `expected` ones must come first, in order
