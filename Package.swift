@@ -63,8 +63,9 @@ let package = Package(
         // fault injection, the key agreement simulation — and the property checkers.
         .target(name: "CohortSimulation", dependencies: ["CohortCore", "CohortCrypto"], swiftSettings: strictSettings),
 
-        // Security strategies composed into named architectures (today: `plain`).
-        .target(name: "CohortSecurity", dependencies: ["CohortCore"], swiftSettings: strictSettings),
+        // Security strategies: authentication methods, and their composition into named
+        // architectures (today: `plain`).
+        .target(name: "CohortSecurity", dependencies: ["CohortCore", "CohortCrypto"], swiftSettings: strictSettings),
 
         // Byte-moving helpers shared by the daemon and client shells: framing, addresses.
         .target(
@@ -148,6 +149,7 @@ let package = Package(
                 "CohortCluster",
                 "CohortConfiguration",
                 "CohortCore",
+                "CohortCrypto",
                 "CohortDaemon",
                 "CohortSecurity",
                 "CohortSimulation",
@@ -202,6 +204,7 @@ let package = Package(
 
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
         .testTarget(name: "CohortSimulationTests", dependencies: ["CohortSimulation", "CohortCore"], swiftSettings: strictSettings),
+        .testTarget(name: "CohortSecurityTests", dependencies: ["CohortSecurity", "CohortCore", "CohortCrypto"], swiftSettings: strictSettings),
         .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CohortSimulation", "CGMP"], swiftSettings: strictSettings),
         .testTarget(
             name: "CohortEndToEndTests",

@@ -235,7 +235,7 @@ struct MessagePath {
         runUntil { $0.daemons.allSatisfy { $0.groups.isStable && $0.groups.ring.configuration?.members.count == 3 } }
         // Sessions: 1 on each daemon; the sender does not join, the listeners do.
         for index in 0..<3 {
-            handle(index, .sessionOpened(SessionID(1)))
+            handle(index, .sessionOpened(SessionID(1), .test()))
             handle(index, .frame(SessionID(1), .connect(ConnectRequest(privateName: index == 0 ? "sender" : "l\(index + 1)", wantsMembership: false))))
         }
         let group = try GroupName(Self.group)
@@ -359,7 +359,7 @@ struct MessagePath {
             deliver(frame, count: sessions.count, at: index)
         case .send(let frame, _):
             deliver(frame, count: 1, at: index)
-        case .close, .configurationInstalled, .dropPeers:
+        case .close, .configurationInstalled, .dropPeers, .authenticated, .authenticationFailed:
             break
         }
     }

@@ -1,6 +1,8 @@
 import CohortCore
+import CohortSecurity
 import CohortTransport
 import NIOCore
+import NIOPosix
 
 extension ByteBuffer {
     /// `frames` encoded back to back with the core's codec: one buffer, one write (its room
@@ -12,24 +14,30 @@ extension ByteBuffer {
     }
 }
 
-/// Sends the connect frame when the channel becomes active and completes `accepted` with the
-/// daemon's answer; frames after the accept pass through to the async channel.
+/// Runs the client's side of the handshake: sends the connect frame (with the authentication
+/// method's first message) when the channel becomes active, answers the daemon's challenges,
+/// checks its final authentication data, and completes `accepted` with the daemon's answer;
+/// frames after the accept pass through to the async channel.
 final class HandshakeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = [DaemonFrame]
     typealias InboundOut = [DaemonFrame]
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let request: ConnectRequest
+    private var request: ConnectRequest
+    private var authenticator: any ClientAuthenticator
     let accepted: EventLoopPromise<ConnectAccept>
     private var done = false
 
-    init(request: ConnectRequest, accepted: EventLoopPromise<ConnectAccept>) {
+    init(request: ConnectRequest, authenticator: any ClientAuthenticator, accepted: EventLoopPromise<ConnectAccept>) {
         self.request = request
+        self.authenticator = authenticator
         self.accepted = accepted
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        request.authMethod = authenticator.method
+        request.authData = authenticator.firstMessage()
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(encoding: [ClientFrame.connect(request)])), promise: nil)
         context.fireChannelActive()
     }
@@ -38,23 +46,62 @@ final class HandshakeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !done else { return context.fireChannelRead(data) }
         let frames = unwrapInboundIn(data)
         guard let first = frames.first else { return }
-        done = true
         switch first {
+        case .authChallenge(let method, let challenge) where method == authenticator.method:
+            answer(challenge, context: context)
         case .accept(let accept):
+            do throws(ClientAuthenticationError) {
+                try authenticator.finish(accept.authData)
+            } catch {
+                return fail(CohortError.authenticationFailed(error.reason), context: context)
+            }
+            done = true
             accepted.succeed(accept)
             // Frames that came in the same read go on; then out of the way of every later frame.
             if frames.count > 1 { context.fireChannelRead(wrapInboundOut(Array(frames.dropFirst()))) }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         case .reject(let code, let reason):
-            accepted.fail(CohortError.rejected(code, reason: reason))
-            context.close(promise: nil)
+            fail(CohortError.rejected(code, reason: reason), context: context)
         case .error(let code, _, let reason):
-            accepted.fail(CohortError.sessionEnded(code, reason: reason))
-            context.close(promise: nil)
+            fail(CohortError.sessionEnded(code, reason: reason), context: context)
         case let other:
-            accepted.fail(CohortError.protocolViolation("expected accept or reject, got \(other)"))
-            context.close(promise: nil)
+            fail(CohortError.protocolViolation("expected accept, reject or a \(authenticator.method) challenge, got \(other)"), context: context)
         }
+    }
+
+    /// Answers a challenge off the event loop (a password method runs PBKDF2: tens of
+    /// milliseconds that would stall every other channel of the loop), then sends the answer.
+    private func answer(_ challenge: [UInt8], context: ChannelHandlerContext) {
+        let authenticator = self.authenticator
+        let answered = NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
+            var authenticator = authenticator
+            let response = try authenticator.respond(to: challenge)
+            return Answer(authenticator: authenticator, response: response)
+        }
+        answered.assumeIsolated().whenComplete { result in
+            guard !self.done else { return }
+            switch result {
+            case .success(let answer):
+                self.authenticator = answer.authenticator
+                context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(encoding: [ClientFrame.authResponse(answer.response)])), promise: nil)
+            case .failure(let error as ClientAuthenticationError):
+                self.fail(CohortError.authenticationFailed(error.reason), context: context)
+            case .failure(let error):
+                self.fail(CohortError.authenticationFailed("\(error)"), context: context)
+            }
+        }
+    }
+
+    private struct Answer: Sendable {
+        var authenticator: any ClientAuthenticator
+        var response: [UInt8]
+    }
+
+    private func fail(_ error: CohortError, context: ChannelHandlerContext) {
+        guard !done else { return }
+        done = true
+        accepted.fail(error)
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -41,7 +41,8 @@ public enum CohortClient {
         } catch {
             throw CohortError.invalidName(error.description)
         }
-        let request = ConnectRequest(privateName: options.name, wantsMembership: options.wantsMembership, authMethod: options.authMethod)
+        let request = ConnectRequest(privateName: options.name, wantsMembership: options.wantsMembership)
+        let authenticator = options.credentials.makeAuthenticator()
         let limits = options.limits
         let highWatermark = max(2, options.inboundReadsBufferedMax)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)> = { channel in
@@ -49,7 +50,7 @@ public enum CohortClient {
                 let accepted = channel.eventLoop.makePromise(of: ConnectAccept.self)
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(ByteToMessageHandler(FrameBatchDecoder<DaemonFrame>(limits: limits)))
-                try sync.addHandler(HandshakeHandler(request: request, accepted: accepted))
+                try sync.addHandler(HandshakeHandler(request: request, authenticator: authenticator, accepted: accepted))
                 let asyncChannel = try NIOAsyncChannel<[DaemonFrame], ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(backPressureStrategy: .init(lowWatermark: highWatermark / 2, highWatermark: highWatermark)))
@@ -103,21 +104,23 @@ public enum CohortClient {
 
     /// Connects under a throw-away private name, asks for the daemon's status and disconnects.
     public static func status(
-        of address: DaemonAddress, architecture: Architecture = .plain,
+        of address: DaemonAddress, architecture: Architecture = .plain, credentials: Credentials = .none,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> DaemonStatus {
-        try await request(.statusRequest, named: "status", at: address, architecture: architecture, eventLoopGroup: eventLoopGroup)
+        try await request(.statusRequest, named: "status", at: address, architecture: architecture, credentials: credentials,
+                          eventLoopGroup: eventLoopGroup)
     }
 
     /// Sends one request under a throw-away private name (no membership notifications) and
     /// returns the status the daemon answers with; a non-fatal error answer is thrown.
     private static func request(
         _ frame: ClientFrame, named prefix: String, at address: DaemonAddress, architecture: Architecture,
-        eventLoopGroup: any EventLoopGroup
+        credentials: Credentials, eventLoopGroup: any EventLoopGroup
     ) async throws -> DaemonStatus {
         var options = ConnectionOptions(name: "\(prefix)-\(UInt32.random(in: 0...UInt32.max))")
         options.wantsMembership = false
         options.architecture = architecture
+        options.credentials = credentials
         return try await withConnection(to: address, options: options, eventLoopGroup: eventLoopGroup) { connection in
             try await connection.send(frame)
             for try await event in connection.events {
@@ -136,10 +139,11 @@ public enum CohortClient {
     /// its status afterwards. Throws ``CohortError/daemonError(_:reason:)`` with
     /// ``ErrorCode/notPermitted`` when the daemon does not allow it.
     public static func dropPeers(
-        _ peers: [String], at address: DaemonAddress, architecture: Architecture = .plain,
+        _ peers: [String], at address: DaemonAddress, architecture: Architecture = .plain, credentials: Credentials = .none,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> DaemonStatus {
-        try await request(.dropPeers(peers), named: "fault", at: address, architecture: architecture, eventLoopGroup: eventLoopGroup)
+        try await request(.dropPeers(peers), named: "fault", at: address, architecture: architecture, credentials: credentials,
+                          eventLoopGroup: eventLoopGroup)
     }
 }
 
@@ -150,6 +154,8 @@ public final class CohortConnection: Sendable {
     public let member: MemberID
     /// The architecture the daemon runs (checked equal to the client's).
     public let architecture: String
+    /// Who the daemon authenticated this client as (``Principal/anonymous`` for method `none`).
+    public let principal: Principal
     /// Everything the daemon delivers, in order. Ends when the daemon closes the session
     /// normally; throws ``CohortError/sessionEnded(_:reason:)`` when it ends it on an error.
     public let events: CohortEvents
@@ -164,6 +170,7 @@ public final class CohortConnection: Sendable {
     ) {
         member = accept.member
         architecture = accept.architecture
+        principal = accept.principal
         limits = options.limits
         hooks = SharedHooks(options.architecture.makeClientHooks())
         self.outbound = outbound

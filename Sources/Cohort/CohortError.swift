@@ -22,6 +22,10 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
     case refused(String)
     /// The daemon answered a request with a non-fatal error.
     case daemonError(ErrorCode, reason: String)
+    /// This side of the authentication failed: the daemon's challenge made no sense, or the
+    /// daemon did not prove what the method requires of it (e.g. that it holds the password's
+    /// verifier). The connection is closed.
+    case authenticationFailed(String)
 
     public var description: String {
         switch self {
@@ -35,6 +39,7 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
         case .protocolViolation(let reason): "protocol violation by the daemon: \(reason)"
         case .refused(let reason): "refused by the security architecture: \(reason)"
         case .daemonError(let code, let reason): "daemon refused the request (\(code)): \(reason)"
+        case .authenticationFailed(let reason): "authentication failed on the client side: \(reason)"
         }
     }
 }

@@ -11,8 +11,8 @@ public struct ConnectionOptions: Sendable {
     public var architecture: Architecture = .plain
     /// Bounds checked before sending (should equal the daemon's).
     public var limits = Limits()
-    /// The authentication method to use.
-    public var authMethod: String = "none"
+    /// Who the client is to the daemon: selects the authentication method (``Credentials``).
+    public var credentials: Credentials = .none
     /// How long to wait for the TCP connection and the handshake.
     public var connectTimeout: Duration = .seconds(10)
     /// Socket reads (each up to a read buffer of frames) held in the library for the
@@ -23,4 +23,43 @@ public struct ConnectionOptions: Sendable {
 
     /// Options with defaults for everything but the name.
     public init(name: String) { self.name = name }
+}
+
+/// How a client authenticates, which selects the method it picks in the handshake
+/// (`docs/authentication.md`). The daemon must offer that method.
+public enum Credentials: Sendable, Hashable, CustomStringConvertible {
+    /// Method `none`: the client is the anonymous principal (daemons offer it for local
+    /// development).
+    case none
+    /// Method `password`: SCRAM-SHA-256 with a user of the daemon's users file. The password
+    /// never leaves the client, and the daemon must prove it holds the user's verifier.
+    case password(user: String, password: String)
+
+    /// The name of the method these credentials use.
+    public var method: String {
+        switch self {
+        case .none: NoClientAuthenticator().method
+        case .password: PasswordAuthentication.name
+        }
+    }
+
+    /// The client side of the method, with a fresh nonce.
+    func makeAuthenticator() -> any ClientAuthenticator {
+        switch self {
+        case .none:
+            return NoClientAuthenticator()
+        case .password(let user, let password):
+            var generator = SystemRandomNumberGenerator()
+            let nonce = (0..<18).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+            return PasswordClientAuthenticator(user: user, password: password, nonce: nonce)
+        }
+    }
+
+    /// The method and user, never the password.
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .password(let user, _): "password (user \(user))"
+        }
+    }
 }

@@ -56,8 +56,16 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var slowClientTimeoutSeconds: Double = 5
     /// Seconds a client has to complete its handshake.
     public var handshakeTimeoutSeconds: Double = 10
-    /// Authentication methods offered to clients.
+    /// Authentication methods offered to clients, in order of preference (`none`, `password`;
+    /// `docs/authentication.md`).
     public var authMethods: [String] = ["none"]
+    /// The users file of method `password` (written by `cohort passwd`); a relative path is
+    /// taken from the configuration file's folder. Reloaded on SIGHUP.
+    public var usersFile: String?
+    /// Failed authentications one source may have in a burst before it is slowed down.
+    public var authFailuresBurst: Int = 5
+    /// Seconds for one more authentication attempt to be allowed to a throttled source.
+    public var authFailureRefillSeconds: Double = 2
     /// Most clients one daemon serves.
     public var clientsMax: Int = 10_000
     /// Port of the Prometheus endpoint; `null` disables it.
@@ -170,6 +178,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case daemons, architecture, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
+        case usersFile, authFailuresBurst, authFailureRefillSeconds
         case clientsMax, metricsPort, logLevel, membership
     }
 
@@ -186,6 +195,10 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         handshakeTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds)
             ?? defaults.handshakeTimeoutSeconds
         authMethods = try container.decodeIfPresent([String].self, forKey: .authMethods) ?? defaults.authMethods
+        usersFile = try container.decodeIfPresent(String.self, forKey: .usersFile)
+        authFailuresBurst = try container.decodeIfPresent(Int.self, forKey: .authFailuresBurst) ?? defaults.authFailuresBurst
+        authFailureRefillSeconds = try container.decodeIfPresent(Double.self, forKey: .authFailureRefillSeconds)
+            ?? defaults.authFailureRefillSeconds
         clientsMax = try container.decodeIfPresent(Int.self, forKey: .clientsMax) ?? defaults.clientsMax
         metricsPort = try container.decodeIfPresent(Int.self, forKey: .metricsPort)
         logLevel = try container.decodeIfPresent(String.self, forKey: .logLevel) ?? defaults.logLevel
@@ -212,7 +225,12 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         } catch {
             throw .invalid("cannot read configuration file \(path): \(error.localizedDescription)")
         }
-        return try parse(yaml: text)
+        var configuration = try parse(yaml: text)
+        if let usersFile = configuration.usersFile, !usersFile.hasPrefix("/") {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            configuration.usersFile = folder + "/" + usersFile
+        }
+        return configuration
     }
 
     /// Renders the configuration as YAML (used by `cohort cluster` to write its file).
@@ -242,6 +260,9 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         guard handshakeTimeoutSeconds > 0 else { throw .invalid("handshakeTimeoutSeconds must be positive") }
         guard slowClientTimeoutSeconds > 0 else { throw .invalid("slowClientTimeoutSeconds must be positive") }
         guard clientsMax > 0 else { throw .invalid("clientsMax must be positive") }
+        guard !authMethods.isEmpty else { throw .invalid("authMethods must name at least one method") }
+        guard authFailuresBurst > 0 else { throw .invalid("authFailuresBurst must be positive") }
+        guard authFailureRefillSeconds > 0 else { throw .invalid("authFailureRefillSeconds must be positive") }
     }
 }
 

@@ -36,6 +36,11 @@ struct DaemonMetrics {
         Counter(label: "cohort_rejected_total", dimensions: [("reason", code.metricLabel)]).increment()
     }
 
+    /// A failed client authentication, by method and reason (`docs/metrics.md`).
+    func authenticationFailed(method: String, reason: String) {
+        Counter(label: "cohort_auth_failures_total", dimensions: [("method", method), ("reason", reason)]).increment()
+    }
+
     private static func perService(_ label: String) -> [Counter] {
         ServiceLevel.allCases.map { Counter(label: label, dimensions: [("service", $0.description)]) }
     }

@@ -100,9 +100,19 @@ final class DaemonRuntime {
         channels[session] = SessionIO(session: session, channel: channel)
         if intakePaused { setAutoRead(false, on: channel) }
         metrics.sessionsOpened.increment()
-        logger.debug("session opened", metadata: ["session": "\(session)", "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"])
-        handle(.sessionOpened(session))
+        let origin = Self.origin(of: channel)
+        logger.debug("session opened", metadata: ["session": "\(session)", "peer": "\(origin.address)"])
+        handle(.sessionOpened(session, origin))
         return session
+    }
+
+    /// Where a client connected from: its IP address (the throttling source) and port, or
+    /// `unix` for the local socket.
+    private static func origin(of channel: any Channel) -> ClientOrigin {
+        guard let address = channel.remoteAddress, let ip = address.ipAddress else {
+            return ClientOrigin(source: "unix", address: "unix")
+        }
+        return ClientOrigin(source: ip, address: "\(ip):\(address.port ?? 0)")
     }
 
     /// Feeds one event to the core and performs what it answers.
@@ -204,6 +214,17 @@ final class DaemonRuntime {
                 ])
             case .dropPeers(let peers):
                 links.dropPeers(peers)
+            case .authenticated(let session, let principal, let method, let origin):
+                logger.info("authenticated", metadata: [
+                    "audit": "auth", "session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")",
+                    "principal": "\(principal)", "method": "\(method)", "peer": "\(origin.address)",
+                ])
+            case .authenticationFailed(let session, let method, let refusal, let origin):
+                metrics.authenticationFailed(method: method, reason: refusal.label)
+                logger.warning("authentication failed", metadata: [
+                    "audit": "auth", "session": "\(session)", "method": "\(method)", "reason": "\(refusal.label)",
+                    "detail": "\(refusal.detail)", "peer": "\(origin.address)",
+                ])
             case .pauseIntake(let paused):
                 intakePaused = paused
                 logger.debug(paused ? "client input paused: a client is backlogged or the ring has too much waiting" : "client input resumed")

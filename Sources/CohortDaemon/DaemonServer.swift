@@ -1,4 +1,5 @@
 import CohortCore
+import CohortSecurity
 import CohortTransport
 import Foundation
 public import Logging
@@ -41,7 +42,8 @@ public final class DaemonServer: Sendable {
         let hooks = settings.architecture.makeDaemonHooks()
         let incarnation = UInt64(Date().timeIntervalSince1970 * 1000)
         let coreSettings = try settings.coreSettings(incarnation: incarnation)
-        let core = try DaemonCore(settings: coreSettings, hooks: hooks)
+        let authentication = try authenticationMethods(settings)
+        let core = try DaemonCore(settings: coreSettings, hooks: hooks, authentication: authentication)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let eventLoop = group.next()
         let membership = settings.membership
@@ -84,14 +86,49 @@ public final class DaemonServer: Sendable {
             throw error
         }
         try await eventLoop.submit { runtime.value.start() }.get()
+        if settings.authMethods.contains(NoAuthentication().name) {
+            logger.notice("authentication method none is offered: any client may connect, as principal anonymous (for local development)")
+        }
         logger.info("daemon serving", metadata: [
             "daemon": "\(daemon)", "architecture": "\(settings.architecture.name)",
             "clients": "\(addresses.joined(separator: ", "))",
+            "auth": "\(settings.authMethods.joined(separator: ","))",
             "peers": "\(peers.map { "\($0.name)@\($0.host):\($0.port)" }.joined(separator: ", "))",
         ])
         return DaemonServer(
             settings: settings, group: group, runtime: runtime, listeners: listeners,
             clientAddresses: addresses, clientPort: boundPort, logger: logger)
+    }
+
+    /// Reads the users file (when method `password` is offered) and makes the authentication
+    /// methods, with a fresh nonce secret from the system's generator.
+    static func authenticationMethods(_ settings: DaemonSettings) throws(AuthenticationSetupError) -> [any AuthenticationMethod] {
+        var usersFileText: String?
+        if settings.authMethods.contains(PasswordAuthentication.name), let path = settings.usersFile {
+            do {
+                usersFileText = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw AuthenticationSetupError("cannot read users file \(path): \(error.localizedDescription)")
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let nonceSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return try AuthenticationMethods.make(settings.authMethods, usersFileText: usersFileText, nonceSecret: nonceSecret)
+    }
+
+    /// Reloads the users file (SIGHUP): new handshakes use it, sessions stay. A file that does
+    /// not parse leaves the methods as they were, and the log says why.
+    public func reloadAuthentication() async {
+        let methods: [any AuthenticationMethod]
+        do {
+            methods = try Self.authenticationMethods(settings)
+        } catch {
+            logger.error("authentication reload failed; keeping the previous methods", metadata: ["reason": "\(error)"])
+            return
+        }
+        let runtime = self.runtime
+        try? await group.next().submit { runtime.value.handle(.authenticationMethodsChanged(methods)) }.get()
+        logger.notice("authentication reloaded", metadata: ["auth": "\(settings.authMethods.joined(separator: ","))"])
     }
 
     private static func bootstrap(

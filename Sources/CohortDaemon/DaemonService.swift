@@ -1,8 +1,9 @@
 public import Logging
 public import ServiceLifecycle
 
-/// Runs a ``DaemonServer`` as a ServiceLifecycle service: starts it, waits for a graceful
-/// shutdown (SIGTERM/SIGINT), then tells clients, closes sessions and removes the socket file.
+/// Runs a ``DaemonServer`` as a ServiceLifecycle service: starts it, reloads its users file on
+/// every SIGHUP (``ReloadSignal``, when installed), waits for a graceful shutdown
+/// (SIGTERM/SIGINT), then tells clients, closes sessions and removes the socket file.
 public struct DaemonService: Service {
     /// What the daemon runs with.
     public let settings: DaemonSettings
@@ -22,7 +23,19 @@ public struct DaemonService: Service {
     public func run() async throws {
         let server = try await DaemonServer.start(settings: settings, logger: logger)
         onStarted(server.clientAddresses)
+        let reloads = Task {
+            var seen = ReloadSignal.count
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                let count = ReloadSignal.count
+                if count != seen {
+                    seen = count
+                    await server.reloadAuthentication()
+                }
+            }
+        }
         try? await gracefulShutdown()
+        reloads.cancel()
         await server.shutdown()
     }
 }

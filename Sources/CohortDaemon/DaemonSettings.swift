@@ -23,8 +23,12 @@ public struct DaemonSettings: Sendable {
     public var slowClientTimeout: Duration = .seconds(5)
     /// Time a client has to complete its handshake.
     public var handshakeTimeout: Duration = .seconds(10)
-    /// Authentication methods offered.
+    /// Authentication methods offered, in order of preference.
     public var authMethods: [String] = ["none"]
+    /// The users file of method `password`.
+    public var usersFile: String?
+    /// How repeated authentication failures from one source are slowed down.
+    public var throttle = AuthenticationThrottle.Settings()
     /// Most clients served at once.
     public var clientsMax: Int = 10_000
     /// The other daemons of the server group, from the configuration file.
@@ -59,6 +63,9 @@ public struct DaemonSettings: Sendable {
         handshakeTimeout = .milliseconds(Int64(configuration.handshakeTimeoutSeconds * 1000))
         slowClientTimeout = .milliseconds(Int64(configuration.slowClientTimeoutSeconds * 1000))
         authMethods = configuration.authMethods
+        usersFile = configuration.usersFile
+        throttle.failuresBurst = configuration.authFailuresBurst
+        throttle.refillInterval = .milliseconds(Int64(configuration.authFailureRefillSeconds * 1000))
         clientsMax = configuration.clientsMax
         membership = configuration.membership
         peers = configuration.daemons.filter { $0.name != name }.compactMap { peer in
@@ -75,7 +82,7 @@ public struct DaemonSettings: Sendable {
         settings.version = CohortVersion.string
         settings.incarnation = incarnation
         settings.limits = limits
-        settings.authMethods = authMethods
+        settings.throttle = throttle
         settings.clientsMax = clientsMax
         settings.handshakeTimeout = handshakeTimeout
         settings.slowClientTimeout = slowClientTimeout

@@ -24,3 +24,20 @@ public enum StopSignal {
         }
     }
 }
+
+/// SIGHUP as a counter that services poll: each signal asks the daemon to reload its users
+/// file (and, with access control, its policy) without dropping sessions.
+public enum ReloadSignal {
+    private static let counter = Atomic<Int>(0)
+
+    /// How many SIGHUPs arrived since ``install()``.
+    public static var count: Int { counter.load(ordering: .acquiring) }
+
+    /// Installs the handler for SIGHUP.
+    public static func install() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in ReloadSignal.counter.add(1, ordering: .releasing) }
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGHUP, &action, nil)
+    }
+}

@@ -13,6 +13,12 @@ struct ConnectionArguments: ParsableArguments {
     @Option(help: "Security architecture (must match the daemon's): \(Architecture.registered.map(\.name).joined(separator: ", ")).")
     var architecture: String = "plain"
 
+    @Option(help: "Authenticate with method password as this user (password from --password-file, $COHORT_PASSWORD, or a prompt).")
+    var user: String?
+
+    @Option(help: "File whose first line is the password of --user.")
+    var passwordFile: String?
+
     func address() throws -> DaemonAddress {
         do { return try DaemonAddress(parsing: daemon) } catch { throw ValidationError(error.description) }
     }
@@ -21,7 +27,17 @@ struct ConnectionArguments: ParsableArguments {
         var options = ConnectionOptions(name: name)
         options.wantsMembership = wantsMembership
         do { options.architecture = try Architecture.named(architecture) } catch { throw ValidationError(error.description) }
+        options.credentials = try credentials()
         return options
+    }
+
+    /// The credentials the flags select: method password with `--user`, else none.
+    func credentials() throws -> Credentials {
+        guard let user else {
+            if passwordFile != nil { throw ValidationError("--password-file needs --user") }
+            return .none
+        }
+        return .password(user: user, password: try readPassword(file: passwordFile, prompt: "Password for \(user): "))
     }
 }
 
@@ -100,4 +116,22 @@ func emit(_ line: String) {
 func seconds(since start: ContinuousClock.Instant) -> Double {
     let elapsed = ContinuousClock.now - start
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// A password from the first line of `file`, else from `$COHORT_PASSWORD`, else asked for on the
+/// terminal without echo. Never from a flag: command lines are visible to every user.
+func readPassword(file: String?, prompt: String) throws -> String {
+    if let file {
+        do {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            return String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        } catch {
+            throw ValidationError("cannot read password file \(file): \(error.localizedDescription)")
+        }
+    }
+    if let password = ProcessInfo.processInfo.environment["COHORT_PASSWORD"] { return password }
+    guard isatty(STDIN_FILENO) == 1, let entered = getpass(prompt) else {
+        throw ValidationError("no password: give --password-file, set COHORT_PASSWORD, or run on a terminal")
+    }
+    return String(cString: entered)
 }

@@ -50,6 +50,12 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(help: "Authentication methods offered to clients, comma-separated in order of preference: \(AuthenticationMethods.available.joined(separator: ", ")).")
+    var auth: String?
+
+    @Option(help: "Users file of method password (written by `cohort passwd`); reloaded on SIGHUP.")
+    var users: String?
+
     @Flag(help: "Accept fault-injection commands from clients (`cohort fault`): for tests only.")
     var faultInjection = false
 
@@ -70,6 +76,8 @@ struct CohortDaemonCommand: AsyncParsableCommand {
         if let architecture { configuration.architecture = architecture }
         if let metricsPort { configuration.metricsPort = metricsPort }
         if let logLevel { configuration.logLevel = logLevel }
+        if let auth { configuration.authMethods = auth.split(separator: ",").map { String($0) } }
+        if let users { configuration.usersFile = users }
         try configuration.validate()
         var settings = try DaemonSettings(configuration: configuration, name: name)
         if let host { settings.clientHost = host }
@@ -101,6 +109,7 @@ struct CohortDaemonCommand: AsyncParsableCommand {
         }
         var serviceConfigurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         StopSignal.install()
+        ReloadSignal.install()
         serviceConfigurations.append(.init(
             service: ShutdownTriggerService(parentPid: parentPid, logger: logger),
             successTerminationBehavior: .gracefullyShutdownGroup))

@@ -20,6 +20,8 @@ struct CodecTests {
 
     static let daemonFrames: [DaemonFrame] = [
         .accept(ConnectAccept(version: 1, member: member("alice"), architecture: "plain")),
+        .accept(ConnectAccept(version: 1, member: member("bob"), architecture: "plain", principal: Principal("bob"), authData: Array("v=abc".utf8))),
+        .authChallenge(method: "password", data: Array("r=abc,s=c2FsdA==,i=4096".utf8)),
         .reject(.duplicatePrivateName, reason: "in use ✓"),
         .authChallenge(method: "password", data: [1, 2]),
         .message(DeliveredMessage(service: ServiceType(.fifo), messageType: 3, sender: member("alice"),

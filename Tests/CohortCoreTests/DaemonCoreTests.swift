@@ -61,6 +61,7 @@ struct CoreHarness {
                 loopback.append(message)
             case .configurationInstalled(let configuration): installs.append(configuration)
             case .dropPeers(let peers): droppedPeers = peers
+            case .authenticated, .authenticationFailed: break
             }
         }
     }
@@ -69,7 +70,7 @@ struct CoreHarness {
     @discardableResult
     mutating func connect(_ number: UInt64, name: String, membership: Bool = true) -> SessionID {
         let session = SessionID(number)
-        feed(.sessionOpened(session))
+        feed(.sessionOpened(session, .test()))
         feed(.frame(session, .connect(ConnectRequest(privateName: name, wantsMembership: membership))))
         return session
     }
@@ -90,7 +91,7 @@ struct HandshakeTests {
     func accept() {
         var harness = CoreHarness()
         let session = harness.connect(1, name: "alice")
-        #expect(harness.take(session) == [.accept(ConnectAccept(version: 1, member: member("alice"), architecture: "plain"))])
+        #expect(harness.take(session) == [.accept(ConnectAccept(version: WireProtocol.version, member: member("alice"), architecture: "plain", principal: .anonymous))])
         #expect(harness.timers.count == 1)
     }
 
@@ -108,7 +109,7 @@ struct HandshakeTests {
     @Test("an unsupported version is rejected")
     func version() {
         var harness = CoreHarness()
-        harness.feed(.sessionOpened(SessionID(1)))
+        harness.feed(.sessionOpened(SessionID(1), .test()))
         harness.feed(.frame(SessionID(1), .connect(ConnectRequest(version: 99, privateName: "a"))))
         guard case .reject(.unsupportedVersion, _) = harness.take(SessionID(1)).first else { Issue.record("no reject"); return }
         #expect(harness.closed[SessionID(1)] != nil)
@@ -124,7 +125,7 @@ struct HandshakeTests {
     @Test("an authentication method that is not offered is rejected")
     func authMethod() {
         var harness = CoreHarness()
-        harness.feed(.sessionOpened(SessionID(1)))
+        harness.feed(.sessionOpened(SessionID(1), .test()))
         harness.feed(.frame(SessionID(1), .connect(ConnectRequest(privateName: "a", authMethod: "password"))))
         guard case .reject(.authMethodNotOffered, _) = harness.take(SessionID(1)).first else { Issue.record("no reject"); return }
     }
@@ -132,7 +133,7 @@ struct HandshakeTests {
     @Test("frames before the handshake are rejected", arguments: [ClientFrame.join(group("g")), .statusRequest, .disconnect])
     func frameBeforeHandshake(frame: ClientFrame) {
         var harness = CoreHarness()
-        harness.feed(.sessionOpened(SessionID(1)))
+        harness.feed(.sessionOpened(SessionID(1), .test()))
         harness.feed(.frame(SessionID(1), frame))
         guard case .reject(.frameBeforeHandshake, _) = harness.take(SessionID(1)).first else { Issue.record("no reject"); return }
         #expect(harness.closed[SessionID(1)] != nil)
@@ -152,7 +153,7 @@ struct HandshakeTests {
     @Test("a handshake that stalls times out; one that completed does not")
     func handshakeTimeout() {
         var harness = CoreHarness()
-        harness.feed(.sessionOpened(SessionID(1)))
+        harness.feed(.sessionOpened(SessionID(1), .test()))
         let done = harness.connect(2, name: "b")
         _ = harness.take(done)
         harness.now = harness.now.advanced(by: .seconds(10))
@@ -371,13 +372,13 @@ struct DeliveryTests {
     func shutdown() {
         var harness = CoreHarness()
         let a = harness.connect(1, name: "a")
-        harness.feed(.sessionOpened(SessionID(2)))
+        harness.feed(.sessionOpened(SessionID(2), .test()))
         _ = harness.take(a)
         harness.feed(.shutdown)
         guard case .error(.shuttingDown, fatal: true, _) = harness.take(a).first else { Issue.record("no error"); return }
         guard case .reject(.shuttingDown, _) = harness.take(SessionID(2)).first else { Issue.record("no reject"); return }
         #expect(harness.closed.count == 2)
-        harness.feed(.sessionOpened(SessionID(3)))
+        harness.feed(.sessionOpened(SessionID(3), .test()))
         guard case .reject(.shuttingDown, _) = harness.take(SessionID(3)).first else { Issue.record("no reject"); return }
     }
 

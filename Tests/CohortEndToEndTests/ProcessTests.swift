@@ -221,4 +221,55 @@ struct ProcessTests {
         #expect(badArchitecture.status != 0)
         #expect(badArchitecture.errors.contains("unknown architecture 'layered'"), "\(badArchitecture.errors)")
     }
+
+    @Test("cohort passwd writes a users file; cohortd --auth password serves it, reloads it on SIGHUP; the CLI authenticates")
+    func passwordAuthentication() async throws {
+        let folder = try makeTemporaryFolder("cohort-passwd")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let users = folder.appendingPathComponent("users").path
+        let alicePassword = folder.appendingPathComponent("alice.pw").path
+        let wrongPassword = folder.appendingPathComponent("wrong.pw").path
+        try "wonderland\n".write(toFile: alicePassword, atomically: true, encoding: .utf8)
+        try "nope\n".write(toFile: wrongPassword, atomically: true, encoding: .utf8)
+
+        let added = try await Self.run(Self.cohort, ["passwd", "--file", users, "alice", "--password-file", alicePassword, "--iterations", "4096"])
+        #expect(added.status == 0, "\(added.errors)")
+        let text = try String(contentsOfFile: users, encoding: .utf8)
+        #expect(text.contains("alice:SCRAM-SHA-256$4096:"))
+        #expect(!text.contains("wonderland"))
+        let mode = try FileManager.default.attributesOfItem(atPath: users)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+
+        let socket = folder.appendingPathComponent("d.sock").path
+        let daemon = try Self.launch(Self.cohortd, ["--port", "0", "--socket", socket, "--auth", "password", "--users", users])
+        defer { if daemon.0.isRunning { daemon.0.terminate() } }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: socket), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+
+        let good = try await Self.run(Self.cohort, ["status", "--daemon", "unix:\(socket)", "--user", "alice", "--password-file", alicePassword])
+        #expect(good.status == 0, "\(good.errors)")
+        let wrong = try await Self.run(Self.cohort, ["status", "--daemon", "unix:\(socket)", "--user", "alice", "--password-file", wrongPassword])
+        #expect(wrong.status != 0)
+        #expect(wrong.errors.contains("authentication failed"), "\(wrong.errors)")
+        #expect(wrong.errors.contains("wrong user name or password"), "\(wrong.errors)")
+        let anonymous = try await Self.run(Self.cohort, ["status", "--daemon", "unix:\(socket)"])
+        #expect(anonymous.status != 0)
+        #expect(anonymous.errors.contains("method none not offered"), "\(anonymous.errors)")
+
+        // bob is added and the daemon told with SIGHUP.
+        let bob = try await Self.run(Self.cohort, ["passwd", "--file", users, "bob", "--password-file", wrongPassword, "--iterations", "4096"])
+        #expect(bob.status == 0, "\(bob.errors)")
+        kill(daemon.0.processIdentifier, SIGHUP)
+        var bobStatus = Run(status: 1, output: "", errors: "")
+        for _ in 0..<50 where bobStatus.status != 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            bobStatus = try await Self.run(Self.cohort, ["status", "--daemon", "unix:\(socket)", "--user", "bob", "--password-file", wrongPassword])
+        }
+        #expect(bobStatus.status == 0, "\(bobStatus.errors)")
+        daemon.0.terminate()
+        let log = await Self.finish(daemon)
+        #expect(log.errors.contains("authentication failed"), "the failure is in the daemon's audit log")
+        #expect(log.errors.contains("reason=wrong_password"), "\(log.errors)")
+        #expect(log.errors.contains("authentication reloaded"))
+    }
 }

@@ -14,8 +14,7 @@ struct TestDaemon {
     var unix: DaemonAddress { .unix(path: server.settings.socketPath!) }
 
     static func start(configure: (inout DaemonSettings) -> Void = { _ in }) async throws -> TestDaemon {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-test-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryFolder("cohort-test")
         var settings = DaemonSettings(name: "d1")
         settings.clientPort = 0
         settings.socketPath = directory.appendingPathComponent("d1.sock").path
@@ -29,6 +28,14 @@ struct TestDaemon {
         await server.shutdown()
         try? FileManager.default.removeItem(at: directory)
     }
+}
+
+/// A new, empty folder under the temporary directory, named `prefix-` and a random suffix; the
+/// caller removes it.
+func makeTemporaryFolder(_ prefix: String) throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder
 }
 
 /// Runs `body` with a daemon and always stops it.

@@ -18,8 +18,8 @@ public struct DaemonCore: Sendable {
         public var incarnation: UInt64 = 0
         /// Bounds on client input.
         public var limits = Limits()
-        /// Authentication methods offered to clients, in order of preference.
-        public var authMethods: [String] = ["none"]
+        /// How repeated authentication failures from one source are slowed down.
+        public var throttle = AuthenticationThrottle.Settings()
         /// Most clients served at once.
         public var clientsMax: Int = 10_000
         /// Time a client has to complete the handshake.
@@ -42,8 +42,8 @@ public struct DaemonCore: Sendable {
 
     /// Inputs of the core.
     public enum Event: Sendable {
-        /// A client connection was accepted.
-        case sessionOpened(SessionID)
+        /// A client connection was accepted from `origin`.
+        case sessionOpened(SessionID, ClientOrigin)
         /// A complete frame arrived from a client.
         case frame(SessionID, ClientFrame)
         /// A client sent bytes that do not decode.
@@ -63,6 +63,9 @@ public struct DaemonCore: Sendable {
         case start
         /// A message from a peer daemon (or one this daemon sent itself, looped back).
         case peer(PeerMessage)
+        /// The authentication methods were reloaded (e.g. a users file on SIGHUP): new
+        /// handshakes use these; exchanges under way finish with the method they began with.
+        case authenticationMethodsChanged([any AuthenticationMethod])
     }
 
     /// Timers the core asks the shell to arm.
@@ -101,17 +104,35 @@ public struct DaemonCore: Sendable {
         /// Drop every protocol message to and from these peer daemons from now on (fault
         /// injection; empty heals).
         case dropPeers(Set<String>)
+        /// A client authenticated as `principal` with `method` (for the audit log and metrics).
+        case authenticated(SessionID, principal: Principal, method: String, origin: ClientOrigin)
+        /// A client failed to authenticate (for the audit log and metrics); the session is
+        /// rejected by the actions that follow.
+        case authenticationFailed(SessionID, method: String, refusal: AuthenticationRefusal, origin: ClientOrigin)
     }
 
     private enum SessionState: Sendable {
-        case awaitingConnect(openedAt: Instant)
-        case established(member: MemberID, wantsMembership: Bool)
+        case awaitingConnect(openedAt: Instant, origin: ClientOrigin)
+        /// The client picked a method that challenged it; its response is awaited.
+        case authenticating(Authenticating, exchange: any AuthenticationExchange)
+        case established(member: MemberID, wantsMembership: Bool, principal: Principal)
         case closing
+    }
+
+    /// A handshake whose connect frame passed every check but authentication.
+    private struct Authenticating: Sendable {
+        var openedAt: Instant
+        var origin: ClientOrigin
+        var request: ConnectRequest
+        var member: MemberID
     }
 
     /// The settings the core runs with.
     public let settings: Settings
     private var hooks: any DaemonSecurityHooks
+    /// The authentication methods offered, in the order the daemon prefers them.
+    private var authenticationMethods: [any AuthenticationMethod]
+    private var throttle: AuthenticationThrottle
     private var sessions: [SessionID: SessionState] = [:]
     private var sessionByMember: [MemberID: SessionID] = [:] {
         didSet { lastTargets = nil }
@@ -133,9 +154,14 @@ public struct DaemonCore: Sendable {
     /// The group service's actions for one event, reused.
     private var groupActions: [GroupService.Action] = []
 
-    /// A core with no sessions; throws if `settings` are inconsistent.
-    public init(settings: Settings, hooks: any DaemonSecurityHooks) throws(WireError) {
+    /// A core with no sessions, offering `authentication` to clients (method `none` alone by
+    /// default); throws if `settings` are inconsistent.
+    public init(
+        settings: Settings, hooks: any DaemonSecurityHooks,
+        authentication: [any AuthenticationMethod] = [NoAuthentication()]
+    ) throws(WireError) {
         try settings.limits.validate()
+        try Self.validate(authentication)
         guard MemberID.isValidPart(settings.daemonName, bytesMax: settings.limits.daemonNameBytesMax) else {
             throw .invalidDaemonName(settings.daemonName)
         }
@@ -144,6 +170,8 @@ public struct DaemonCore: Sendable {
         ring.daemon = DaemonID(name: settings.daemonName, incarnation: settings.incarnation)
         self.settings = settings
         self.hooks = hooks
+        self.authenticationMethods = authentication
+        self.throttle = AuthenticationThrottle(settings: settings.throttle)
         self.groups = try GroupService(ring: ring, limits: settings.limits)
     }
 
@@ -156,10 +184,26 @@ public struct DaemonCore: Sendable {
     /// Number of sessions that completed the handshake.
     public var establishedSessionCount: Int { sessionByMember.count }
 
-    /// The member a session authenticated as, if it completed the handshake.
+    /// The member a session is, if it completed the handshake.
     public func member(of session: SessionID) -> MemberID? {
-        if case .established(let member, _) = sessions[session] { return member }
+        if case .established(let member, _, _) = sessions[session] { return member }
         return nil
+    }
+
+    /// The principal a session authenticated as, if it completed the handshake.
+    public func principal(of session: SessionID) -> Principal? {
+        if case .established(_, _, let principal) = sessions[session] { return principal }
+        return nil
+    }
+
+    /// The names of the authentication methods offered, in order of preference.
+    public var offeredAuthenticationMethods: [String] { authenticationMethods.map(\.name) }
+
+    private static func validate(_ methods: [any AuthenticationMethod]) throws(WireError) {
+        guard !methods.isEmpty else { throw .invalidValue("at least one authentication method must be offered") }
+        guard Set(methods.map(\.name)).count == methods.count else {
+            throw .invalidValue("authentication methods offered twice: \(methods.map(\.name).joined(separator: ", "))")
+        }
     }
 
     // MARK: - Events
@@ -170,7 +214,7 @@ public struct DaemonCore: Sendable {
     public mutating func on(_ event: Event, now: Instant, into actions: inout [Action]) {
         switch event {
         case .frame(let session, .multicast(let message)):
-            if case .established(let member, _)? = sessions[session] {
+            if case .established(let member, _, _)? = sessions[session] {
                 submit(message, from: member, session: session, now: now, into: &actions)
             } else {
                 actions += on(event, now: now)
@@ -187,8 +231,8 @@ public struct DaemonCore: Sendable {
     /// Handles one event at time `now` and returns what the shell must do.
     public mutating func on(_ event: Event, now: Instant) -> [Action] {
         switch event {
-        case .sessionOpened(let session):
-            return onSessionOpened(session, now: now)
+        case .sessionOpened(let session, let origin):
+            return onSessionOpened(session, origin: origin, now: now)
         case .frame(let session, let frame):
             return onFrame(frame, from: session, now: now)
         case .malformedFrame(let session, let error):
@@ -211,28 +255,37 @@ public struct DaemonCore: Sendable {
             return drive(.start, now: now)
         case .peer(let message):
             return drive(.peer(message), now: now)
+        case .authenticationMethodsChanged(let methods):
+            // A reload that offers nothing (or a name twice) is refused by the shell, which
+            // validates with the same rule; here it keeps the methods it has.
+            if (try? Self.validate(methods)) != nil { authenticationMethods = methods }
+            return []
         }
     }
 
     // MARK: - Session lifecycle
 
-    private mutating func onSessionOpened(_ session: SessionID, now: Instant) -> [Action] {
-        sessions[session] = .awaitingConnect(openedAt: now)
+    private mutating func onSessionOpened(_ session: SessionID, origin: ClientOrigin, now: Instant) -> [Action] {
+        sessions[session] = .awaitingConnect(openedAt: now, origin: origin)
         if isShuttingDown { return reject(session, .shuttingDown, "daemon is shutting down") }
         return [.armTimer(.handshake(session), after: settings.handshakeTimeout)]
     }
 
     private mutating func onHandshakeDeadline(_ session: SessionID, now: Instant) -> [Action] {
-        guard case .awaitingConnect(let openedAt) = sessions[session],
-              now >= openedAt.advanced(by: settings.handshakeTimeout)
-        else { return [] }
-        return reject(session, .handshakeTimeout, "no connect frame within \(settings.handshakeTimeout)")
+        switch sessions[session] {
+        case .awaitingConnect(let openedAt, _) where now >= openedAt.advanced(by: settings.handshakeTimeout):
+            return reject(session, .handshakeTimeout, "no connect frame within \(settings.handshakeTimeout)")
+        case .authenticating(let state, _) where now >= state.openedAt.advanced(by: settings.handshakeTimeout):
+            return reject(session, .handshakeTimeout, "authentication not completed within \(settings.handshakeTimeout)")
+        default:
+            return []
+        }
     }
 
     private mutating func onSessionClosed(_ session: SessionID, now: Instant) -> [Action] {
         let resume = endBacklog(of: session)
         guard let state = sessions.removeValue(forKey: session) else { return resume }
-        guard case .established(let member, _) = state else { return resume }
+        guard case .established(let member, _, _) = state else { return resume }
         sessionByMember[member] = nil
         return drive(.disconnect(member), now: now) + resume
     }
@@ -276,7 +329,7 @@ public struct DaemonCore: Sendable {
         var actions: [Action] = []
         for session in sessions.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
             switch sessions[session] {
-            case .awaitingConnect:
+            case .awaitingConnect, .authenticating:
                 actions += reject(session, .shuttingDown, "daemon is shutting down")
             case .established:
                 actions += fail(session, .shuttingDown, "daemon is shutting down", now: now)
@@ -293,12 +346,18 @@ public struct DaemonCore: Sendable {
         switch sessions[session] {
         case nil, .closing:
             return []
-        case .awaitingConnect:
+        case .awaitingConnect(let openedAt, let origin):
             guard case .connect(let request) = frame else {
                 return reject(session, .frameBeforeHandshake, "the first frame must be connect")
             }
-            return onConnect(request, from: session)
-        case .established(let member, _):
+            return onConnect(request, from: session, origin: origin, openedAt: openedAt, now: now)
+        case .authenticating(let state, let exchange):
+            guard case .authResponse(let response) = frame else {
+                return refuse(session, method: state.request.authMethod, origin: state.origin, now: now, AuthenticationRefusal(
+                    .authMalformed, reason: "expected an authResponse frame during authentication", label: "out_of_turn"))
+            }
+            return proceed(session, state, exchange.next(response), now: now)
+        case .established(let member, _, _):
             switch frame {
             case .connect, .authResponse:
                 return fail(session, .unexpectedHandshake, "session is already established", now: now)
@@ -328,7 +387,9 @@ public struct DaemonCore: Sendable {
         }
     }
 
-    private mutating func onConnect(_ request: ConnectRequest, from session: SessionID) -> [Action] {
+    private mutating func onConnect(
+        _ request: ConnectRequest, from session: SessionID, origin: ClientOrigin, openedAt: Instant, now: Instant
+    ) -> [Action] {
         // 1. Protocol version.
         guard request.version == WireProtocol.version else {
             return reject(session, .unsupportedVersion,
@@ -341,25 +402,70 @@ public struct DaemonCore: Sendable {
         } catch {
             return reject(session, .invalidPrivateName, error.description)
         }
-        guard sessionByMember[member] == nil else {
-            return reject(session, .duplicatePrivateName, "private name \(request.privateName) is in use")
-        }
-        guard sessionByMember.count < settings.clientsMax else {
-            return reject(session, .tooManyClients, "daemon serves its maximum of \(settings.clientsMax) clients")
-        }
-        // 3. Authentication: the method must be offered. `none` completes at once; the
-        //    authentication issue adds methods with challenges (`authChallenge`/`authResponse`).
-        guard settings.authMethods.contains(request.authMethod) else {
+        if let refusal = admissionRefusal(of: member) { return reject(session, refusal.code, refusal.reason) }
+        // 3. Authentication: an offered method, unless the source failed too often lately.
+        guard let index = authenticationMethods.firstIndex(where: { $0.name == request.authMethod }) else {
             return reject(session, .authMethodNotOffered,
-                          "method \(request.authMethod) not offered; offered: \(settings.authMethods.joined(separator: ", "))")
+                          "method \(request.authMethod) not offered; offered: \(offeredAuthenticationMethods.joined(separator: ", "))")
         }
-        guard request.authMethod == "none" else {
-            return reject(session, .authMethodNotOffered, "method \(request.authMethod) is not implemented by this daemon")
+        if let wait = throttle.wait(for: origin.source, now: now) {
+            return reject(session, .authThrottled,
+                          "too many failed authentications from \(origin.source); retry in \(Self.wholeSeconds(wait)) s")
         }
-        sessions[session] = .established(member: member, wantsMembership: request.wantsMembership)
-        sessionByMember[member] = session
-        return [.send(.accept(ConnectAccept(
-            version: WireProtocol.version, member: member, architecture: hooks.architectureName)), to: session)]
+        let step = authenticationMethods[index].start(request.authData, origin: origin)
+        return proceed(session, Authenticating(openedAt: openedAt, origin: origin, request: request, member: member), step, now: now)
+    }
+
+    /// Why `member` cannot be admitted now (its name in use, or the daemon full), if it cannot.
+    private func admissionRefusal(of member: MemberID) -> (code: ErrorCode, reason: String)? {
+        if sessionByMember[member] != nil { return (.duplicatePrivateName, "private name \(member.name) is in use") }
+        if sessionByMember.count >= settings.clientsMax {
+            return (.tooManyClients, "daemon serves its maximum of \(settings.clientsMax) clients")
+        }
+        return nil
+    }
+
+    /// Acts on an authentication method's answer: challenge the client again, establish the
+    /// session, or refuse it.
+    private mutating func proceed(_ session: SessionID, _ state: Authenticating, _ step: AuthenticationStep, now: Instant) -> [Action] {
+        let method = state.request.authMethod
+        switch step {
+        case .challenge(let data, let exchange):
+            guard data.count <= settings.limits.authDataBytesMax else {
+                return reject(session, .authFailed, "the authentication method produced an oversized challenge")
+            }
+            sessions[session] = .authenticating(state, exchange: exchange)
+            return [.send(.authChallenge(method: method, data: data), to: session)]
+        case .refused(let refusal):
+            return refuse(session, method: method, origin: state.origin, now: now, refusal)
+        case .accepted(let principal, let finalData):
+            // The name may have been taken, or the daemon filled up, during a long exchange.
+            if let refusal = admissionRefusal(of: state.member) { return reject(session, refusal.code, refusal.reason) }
+            sessions[session] = .established(
+                member: state.member, wantsMembership: state.request.wantsMembership, principal: principal)
+            sessionByMember[state.member] = session
+            return [
+                .authenticated(session, principal: principal, method: method, origin: state.origin),
+                .send(.accept(ConnectAccept(
+                    version: WireProtocol.version, member: state.member, architecture: hooks.architectureName,
+                    principal: principal, authData: finalData)), to: session),
+            ]
+        }
+    }
+
+    /// A failed authentication: counted against its source, reported, rejected.
+    private mutating func refuse(
+        _ session: SessionID, method: String, origin: ClientOrigin, now: Instant, _ refusal: AuthenticationRefusal
+    ) -> [Action] {
+        throttle.recordFailure(of: origin.source, now: now)
+        return [.authenticationFailed(session, method: method, refusal: refusal, origin: origin)]
+            + reject(session, refusal.code, refusal.reason)
+    }
+
+    /// `duration` in seconds, rounded up.
+    private static func wholeSeconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return max(0, seconds + (attoseconds > 0 ? 1 : 0))
     }
 
     private mutating func onJoin(_ group: GroupName, by member: MemberID, session: SessionID, now: Instant) -> [Action] {
@@ -421,7 +527,7 @@ public struct DaemonCore: Sendable {
                 hooks.prepareView(&view)
                 let targets = members.compactMap { member -> SessionID? in
                     guard let session = sessionByMember[member],
-                          case .established(_, let wantsMembership) = sessions[session], wantsMembership
+                          case .established(_, let wantsMembership, _) = sessions[session], wantsMembership
                     else { return nil }
                     return session
                 }
@@ -478,8 +584,11 @@ public struct DaemonCore: Sendable {
     /// Ends an established session on an error: a typed error frame, then close.
     private mutating func fail(_ session: SessionID, _ code: ErrorCode, _ reason: String, now: Instant) -> [Action] {
         guard let state = sessions[session] else { return [] }
-        if case .awaitingConnect = state { return reject(session, code, reason) }
-        if case .closing = state { return [] }
+        switch state {
+        case .awaitingConnect, .authenticating: return reject(session, code, reason)
+        case .closing: return []
+        case .established: break
+        }
         return [.send(.error(code, fatal: true, reason: reason), to: session)] + drop(session, reason: "\(code): \(reason)", now: now)
     }
 
@@ -489,7 +598,7 @@ public struct DaemonCore: Sendable {
         guard let state = sessions[session] else { return [] }
         sessions[session] = .closing
         var actions: [Action] = []
-        if case .established(let member, _) = state {
+        if case .established(let member, _, _) = state {
             sessionByMember[member] = nil
             actions += drive(.disconnect(member), now: now)
         }
@@ -497,3 +606,4 @@ public struct DaemonCore: Sendable {
         return actions
     }
 }
+

@@ -3,7 +3,7 @@ public enum WireProtocol {
     /// Magic at the start of every connect frame: ASCII "COHR".
     public static let magic: UInt32 = 0x434F_4852
     /// The protocol version this build speaks.
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     /// Bytes of the big-endian length prefix of every frame.
     public static let lengthPrefixBytes = 4
 
@@ -26,7 +26,7 @@ public struct ConnectRequest: Hashable, Sendable {
     public var privateName: String
     /// Whether the client wants group membership notifications.
     public var wantsMembership: Bool
-    /// The authentication method the client picks (`none` today).
+    /// The authentication method the client picks (one the daemon offers).
     public var authMethod: String
     /// Method-specific first authentication message.
     public var authData: [UInt8]
@@ -52,12 +52,21 @@ public struct ConnectAccept: Hashable, Sendable {
     public var member: MemberID
     /// The security architecture the daemon runs.
     public var architecture: String
+    /// Who the client authenticated as (``Principal/anonymous`` for method `none`).
+    public var principal: Principal
+    /// The authentication method's last message to the client (e.g. SCRAM's server-final
+    /// message, by which the daemon proves its own knowledge of the password verifier).
+    public var authData: [UInt8]
 
     /// Creates an accept reply.
-    public init(version: UInt16, member: MemberID, architecture: String) {
+    public init(
+        version: UInt16, member: MemberID, architecture: String, principal: Principal = .anonymous, authData: [UInt8] = []
+    ) {
         self.version = version
         self.member = member
         self.architecture = architecture
+        self.principal = principal
+        self.authData = authData
     }
 }
 
@@ -208,6 +217,8 @@ extension DaemonFrame {
             writer.write(accept.version)
             writer.writeShortString(accept.member.description)
             writer.writeShortString(accept.architecture)
+            writer.writeShortString(accept.principal.name)
+            writer.writeBlob(accept.authData)
         case .reject(let code, let reason):
             writer.write(Kind.reject.rawValue)
             writer.write(code.rawValue)
@@ -390,7 +401,10 @@ extension DaemonFrame {
             let version = try reader.readUInt16()
             let member = try reader.readMember(limits: limits)
             let architecture = try reader.readShortString()
-            frame = .accept(ConnectAccept(version: version, member: member, architecture: architecture))
+            let principal = Principal(try reader.readShortString())
+            let authData = try reader.readBlob(bytesMax: limits.authDataBytesMax)
+            frame = .accept(ConnectAccept(
+                version: version, member: member, architecture: architecture, principal: principal, authData: authData))
         case .reject:
             let code = try reader.readErrorCode()
             frame = .reject(code, reason: try reader.readText())

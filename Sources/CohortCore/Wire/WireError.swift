@@ -105,6 +105,10 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case overloaded = 21
     /// The operation is not enabled on this daemon (fault injection without `--fault-injection`).
     case notPermitted = 22
+    /// An authentication message does not follow its method's grammar, or came out of turn.
+    case authMalformed = 23
+    /// Too many failed authentications from this source lately; retry after the time given.
+    case authThrottled = 24
 
     public var description: String {
         switch self {
@@ -130,6 +134,8 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .architectureRefused: "refused by the security architecture"
         case .overloaded: "daemon overloaded"
         case .notPermitted: "operation not permitted on this daemon"
+        case .authMalformed: "malformed authentication message"
+        case .authThrottled: "authentication throttled"
         }
     }
 }

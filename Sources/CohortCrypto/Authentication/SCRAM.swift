@@ -177,6 +177,14 @@ public enum SCRAM {
             self.decoySecret = decoySecret
         }
 
+        /// The user name the client-first message asked for (authenticated or not), for logs.
+        public var requestedUser: String? {
+            switch state {
+            case .start: nil
+            case .sentFirst(let user, _, _, _, _), .done(let user): user
+            }
+        }
+
         /// The authenticated user name, once ``finalMessage(answering:)`` succeeded.
         public var authenticatedUser: String? {
             if case .done(let user) = state { return user }
