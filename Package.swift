@@ -213,6 +213,7 @@ let package = Package(
                 "CohortCluster",
                 "CohortConfiguration",
                 "CohortCore",
+                "CohortCrypto",
                 "CohortSimulation",
                 "CohortDaemon",
                 "CohortSecurity",

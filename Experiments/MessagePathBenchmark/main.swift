@@ -359,7 +359,7 @@ struct MessagePath {
             deliver(frame, count: sessions.count, at: index)
         case .send(let frame, _):
             deliver(frame, count: 1, at: index)
-        case .close, .configurationInstalled, .dropPeers, .authenticated, .authenticationFailed:
+        case .close, .configurationInstalled, .dropPeers, .authenticated, .authenticationFailed, .accessDenied:
             break
         }
     }

@@ -62,6 +62,9 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     /// The users file of method `password` (written by `cohort passwd`); a relative path is
     /// taken from the configuration file's folder. Reloaded on SIGHUP.
     public var usersFile: String?
+    /// The access-control policy file (`docs/access-control.md`); a relative path is taken
+    /// from the configuration file's folder; `null` allows every operation. Reloaded on SIGHUP.
+    public var accessPolicyFile: String?
     /// Failed authentications one source may have in a burst before it is slowed down.
     public var authFailuresBurst: Int = 5
     /// Seconds for one more authentication attempt to be allowed to a throttled source.
@@ -178,7 +181,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case daemons, architecture, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
-        case usersFile, authFailuresBurst, authFailureRefillSeconds
+        case usersFile, authFailuresBurst, authFailureRefillSeconds, accessPolicyFile
         case clientsMax, metricsPort, logLevel, membership
     }
 
@@ -196,6 +199,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             ?? defaults.handshakeTimeoutSeconds
         authMethods = try container.decodeIfPresent([String].self, forKey: .authMethods) ?? defaults.authMethods
         usersFile = try container.decodeIfPresent(String.self, forKey: .usersFile)
+        accessPolicyFile = try container.decodeIfPresent(String.self, forKey: .accessPolicyFile)
         authFailuresBurst = try container.decodeIfPresent(Int.self, forKey: .authFailuresBurst) ?? defaults.authFailuresBurst
         authFailureRefillSeconds = try container.decodeIfPresent(Double.self, forKey: .authFailureRefillSeconds)
             ?? defaults.authFailureRefillSeconds
@@ -226,10 +230,10 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             throw .invalid("cannot read configuration file \(path): \(error.localizedDescription)")
         }
         var configuration = try parse(yaml: text)
-        if let usersFile = configuration.usersFile, !usersFile.hasPrefix("/") {
-            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            configuration.usersFile = folder + "/" + usersFile
-        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        func resolved(_ file: String?) -> String? { file.map { $0.hasPrefix("/") ? $0 : folder + "/" + $0 } }
+        configuration.usersFile = resolved(configuration.usersFile)
+        configuration.accessPolicyFile = resolved(configuration.accessPolicyFile)
         return configuration
     }
 

@@ -41,6 +41,11 @@ struct DaemonMetrics {
         Counter(label: "cohort_auth_failures_total", dimensions: [("method", method), ("reason", reason)]).increment()
     }
 
+    /// An operation access control denied, by operation and what decided (`docs/metrics.md`).
+    func accessDenied(operation: String, reason: String) {
+        Counter(label: "cohort_denied_total", dimensions: [("operation", operation), ("reason", reason)]).increment()
+    }
+
     private static func perService(_ label: String) -> [Counter] {
         ServiceLevel.allCases.map { Counter(label: label, dimensions: [("service", $0.description)]) }
     }

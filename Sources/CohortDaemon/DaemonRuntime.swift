@@ -219,6 +219,12 @@ final class DaemonRuntime {
                     "audit": "auth", "session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")",
                     "principal": "\(principal)", "method": "\(method)", "peer": "\(origin.address)",
                 ])
+            case .accessDenied(let session, let denial):
+                metrics.accessDenied(operation: denial.operation.rawValue, reason: denial.decision.label)
+                logger.warning("access denied", metadata: [
+                    "audit": "access", "session": "\(session)", "member": "\(denial.member)", "principal": "\(denial.principal)",
+                    "operation": "\(denial.operation)", "group": "\(denial.group)", "decided-by": "\(denial.decision.reason)",
+                ])
             case .authenticationFailed(let session, let method, let refusal, let origin):
                 metrics.authenticationFailed(method: method, reason: refusal.label)
                 logger.warning("authentication failed", metadata: [

@@ -1,3 +1,4 @@
+import CohortConfiguration
 import CohortCore
 import CohortSecurity
 import CohortTransport
@@ -43,7 +44,8 @@ public final class DaemonServer: Sendable {
         let incarnation = UInt64(Date().timeIntervalSince1970 * 1000)
         let coreSettings = try settings.coreSettings(incarnation: incarnation)
         let authentication = try authenticationMethods(settings)
-        let core = try DaemonCore(settings: coreSettings, hooks: hooks, authentication: authentication)
+        let core = try DaemonCore(
+            settings: coreSettings, hooks: hooks, authentication: authentication, accessControl: try accessControl(settings))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let eventLoop = group.next()
         let membership = settings.membership
@@ -93,6 +95,7 @@ public final class DaemonServer: Sendable {
             "daemon": "\(daemon)", "architecture": "\(settings.architecture.name)",
             "clients": "\(addresses.joined(separator: ", "))",
             "auth": "\(settings.authMethods.joined(separator: ","))",
+            "policy": "\(settings.accessPolicyFile ?? "none: every operation allowed")",
             "peers": "\(peers.map { "\($0.name)@\($0.host):\($0.port)" }.joined(separator: ", "))",
         ])
         return DaemonServer(
@@ -116,19 +119,32 @@ public final class DaemonServer: Sendable {
         return try AuthenticationMethods.make(settings.authMethods, usersFileText: usersFileText, nonceSecret: nonceSecret)
     }
 
-    /// Reloads the users file (SIGHUP): new handshakes use it, sessions stay. A file that does
-    /// not parse leaves the methods as they were, and the log says why.
-    public func reloadAuthentication() async {
-        let methods: [any AuthenticationMethod]
+    /// The access-control policy of `settings`: the policy file's, or everything allowed.
+    static func accessControl(_ settings: DaemonSettings) throws(AccessPolicyError) -> any AccessControl {
+        guard let path = settings.accessPolicyFile else { return AllowEverything() }
+        return try AccessPolicyFile.load(path: path)
+    }
+
+    /// Reloads the users file and the access-control policy (SIGHUP): new handshakes and every
+    /// later operation use them; sessions stay. A file that does not parse leaves its part as
+    /// it was, and the log says why.
+    public func reloadSecurity() async {
+        let runtime = self.runtime
         do {
-            methods = try Self.authenticationMethods(settings)
+            let methods = try Self.authenticationMethods(settings)
+            try? await group.next().submit { runtime.value.handle(.authenticationMethodsChanged(methods)) }.get()
+            logger.notice("authentication reloaded", metadata: ["auth": "\(settings.authMethods.joined(separator: ","))"])
         } catch {
             logger.error("authentication reload failed; keeping the previous methods", metadata: ["reason": "\(error)"])
-            return
         }
-        let runtime = self.runtime
-        try? await group.next().submit { runtime.value.handle(.authenticationMethodsChanged(methods)) }.get()
-        logger.notice("authentication reloaded", metadata: ["auth": "\(settings.authMethods.joined(separator: ","))"])
+        guard settings.accessPolicyFile != nil else { return }
+        do {
+            let control = try Self.accessControl(settings)
+            try? await group.next().submit { runtime.value.handle(.accessControlChanged(control)) }.get()
+            logger.notice("access policy reloaded", metadata: ["policy": "\(settings.accessPolicyFile ?? "")"])
+        } catch {
+            logger.error("access policy reload failed; keeping the previous policy", metadata: ["reason": "\(error)"])
+        }
     }
 
     private static func bootstrap(

@@ -1,8 +1,8 @@
 public import Logging
 public import ServiceLifecycle
 
-/// Runs a ``DaemonServer`` as a ServiceLifecycle service: starts it, reloads its users file on
-/// every SIGHUP (``ReloadSignal``, when installed), waits for a graceful shutdown
+/// Runs a ``DaemonServer`` as a ServiceLifecycle service: starts it, reloads its users file and
+/// access policy on every SIGHUP (``ReloadSignal``, when installed), waits for a graceful shutdown
 /// (SIGTERM/SIGINT), then tells clients, closes sessions and removes the socket file.
 public struct DaemonService: Service {
     /// What the daemon runs with.
@@ -30,7 +30,7 @@ public struct DaemonService: Service {
                 let count = ReloadSignal.count
                 if count != seen {
                     seen = count
-                    await server.reloadAuthentication()
+                    await server.reloadSecurity()
                 }
             }
         }

@@ -27,6 +27,8 @@ public struct DaemonSettings: Sendable {
     public var authMethods: [String] = ["none"]
     /// The users file of method `password`.
     public var usersFile: String?
+    /// The access-control policy file; `nil` allows every operation.
+    public var accessPolicyFile: String?
     /// How repeated authentication failures from one source are slowed down.
     public var throttle = AuthenticationThrottle.Settings()
     /// Most clients served at once.
@@ -64,6 +66,7 @@ public struct DaemonSettings: Sendable {
         slowClientTimeout = .milliseconds(Int64(configuration.slowClientTimeoutSeconds * 1000))
         authMethods = configuration.authMethods
         usersFile = configuration.usersFile
+        accessPolicyFile = configuration.accessPolicyFile
         throttle.failuresBurst = configuration.authFailuresBurst
         throttle.refillInterval = .milliseconds(Int64(configuration.authFailureRefillSeconds * 1000))
         clientsMax = configuration.clientsMax

@@ -26,7 +26,7 @@ public enum StopSignal {
 }
 
 /// SIGHUP as a counter that services poll: each signal asks the daemon to reload its users
-/// file (and, with access control, its policy) without dropping sessions.
+/// file and its access policy without dropping sessions.
 public enum ReloadSignal {
     private static let counter = Atomic<Int>(0)
 

@@ -52,6 +52,8 @@ struct ListenCommand: AsyncParsableCommand {
                             messages += 1
                             if let count, messages >= count { return }
                         }
+                        // A denied join leaves nothing to listen to.
+                        if case .error(.accessDenied, let reason) = event { throw CohortError.daemonError(.accessDenied, reason: reason) }
                     }
                 }
                 if let timeout {

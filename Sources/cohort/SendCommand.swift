@@ -77,9 +77,16 @@ struct SendCommand: AsyncParsableCommand {
             }
             if !batch.isEmpty { try await connection.multicast(batch: batch) }
             // The daemon handles frames in order: once it closes the session after our
-            // disconnect, every message before it has been ordered.
+            // disconnect, every message before it has been ordered (or refused: a message that
+            // access control or the architecture refused is answered with an error).
             try await connection.disconnect()
-            for try await _ in connection.events {}
+            var refusals: [(ErrorCode, String)] = []
+            for try await event in connection.events {
+                if case .error(let code, let reason) = event { refusals.append((code, reason)) }
+            }
+            if let (code, reason) = refusals.first {
+                throw CohortError.daemonError(code, reason: refusals.count == 1 ? reason : "\(reason) (and \(refusals.count - 1) more)")
+            }
         }
     }
 }

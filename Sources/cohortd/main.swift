@@ -56,6 +56,9 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     @Option(help: "Users file of method password (written by `cohort passwd`); reloaded on SIGHUP.")
     var users: String?
 
+    @Option(help: "Access-control policy file (YAML, docs/access-control.md); reloaded on SIGHUP. Without one, every operation is allowed.")
+    var policy: String?
+
     @Flag(help: "Accept fault-injection commands from clients (`cohort fault`): for tests only.")
     var faultInjection = false
 
@@ -78,6 +81,7 @@ struct CohortDaemonCommand: AsyncParsableCommand {
         if let logLevel { configuration.logLevel = logLevel }
         if let auth { configuration.authMethods = auth.split(separator: ",").map { String($0) } }
         if let users { configuration.usersFile = users }
+        if let policy { configuration.accessPolicyFile = policy }
         try configuration.validate()
         var settings = try DaemonSettings(configuration: configuration, name: name)
         if let host { settings.clientHost = host }

@@ -31,10 +31,14 @@ struct CoreHarness {
     var loopback: [PeerMessage] = []
     var installs: [RingConfiguration] = []
     var droppedPeers: Set<String> = []
+    var denials: [AccessDenial] = []
 
     /// A core on a ring of one daemon, started and settled (its idle token held).
-    init(settings: DaemonCore.Settings = DaemonCore.Settings(daemonName: "d1"), hooks: any DaemonSecurityHooks = IdentityHooks()) {
-        core = try! DaemonCore(settings: settings, hooks: hooks)
+    init(
+        settings: DaemonCore.Settings = DaemonCore.Settings(daemonName: "d1"), hooks: any DaemonSecurityHooks = IdentityHooks(),
+        authentication: [any AuthenticationMethod] = [NoAuthentication()], accessControl: any AccessControl = AllowEverything()
+    ) {
+        core = try! DaemonCore(settings: settings, hooks: hooks, authentication: authentication, accessControl: accessControl)
         feed(.start)
         precondition(core.groups.isStable, "a daemon alone forms its ring at once")
     }
@@ -62,16 +66,21 @@ struct CoreHarness {
             case .configurationInstalled(let configuration): installs.append(configuration)
             case .dropPeers(let peers): droppedPeers = peers
             case .authenticated, .authenticationFailed: break
+            case .accessDenied(_, let denial): denials.append(denial)
             }
         }
     }
 
-    /// Opens a session and completes its handshake.
+    /// Opens a session and completes its handshake: with method `none`, or, given a
+    /// `principal`, with the test method that lets the client claim one.
     @discardableResult
-    mutating func connect(_ number: UInt64, name: String, membership: Bool = true) -> SessionID {
+    mutating func connect(_ number: UInt64, name: String, membership: Bool = true, principal: String? = nil) -> SessionID {
         let session = SessionID(number)
         feed(.sessionOpened(session, .test()))
-        feed(.frame(session, .connect(ConnectRequest(privateName: name, wantsMembership: membership))))
+        let request = principal.map {
+            ConnectRequest(privateName: name, wantsMembership: membership, authMethod: "claim", authData: Array($0.utf8))
+        } ?? ConnectRequest(privateName: name, wantsMembership: membership)
+        feed(.frame(session, .connect(request)))
         return session
     }
 

@@ -56,7 +56,7 @@ struct AuthenticationEndToEndTests {
 
                 // A reload adds bob; alice's session goes on.
                 try usersFile([("alice", "wonderland"), ("bob", "builder")]).write(toFile: users, atomically: true, encoding: .utf8)
-                await daemon.server.reloadAuthentication()
+                await daemon.server.reloadSecurity()
                 let bob = Credentials.password(user: "bob", password: "builder")
                 try await CohortClient.withConnection(to: daemon.tcp, options: options("b1", bob)) { connection in
                     #expect(connection.principal == Principal("bob"))
@@ -66,7 +66,7 @@ struct AuthenticationEndToEndTests {
 
                 // A reload of a broken file keeps the previous table.
                 try "alice\n".write(toFile: users, atomically: true, encoding: .utf8)
-                await daemon.server.reloadAuthentication()
+                await daemon.server.reloadSecurity()
                 try await CohortClient.withConnection(to: daemon.tcp, options: options("b2", bob)) { _ in }
             }
         }

@@ -272,4 +272,30 @@ struct ProcessTests {
         #expect(log.errors.contains("reason=wrong_password"), "\(log.errors)")
         #expect(log.errors.contains("authentication reloaded"))
     }
+
+    @Test("cohortd --policy: a denied send and a denied join make the CLI print the denial and exit non-zero")
+    func accessDenied() async throws {
+        let folder = try makeTemporaryFolder("cohort-policy")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let policy = folder.appendingPathComponent("policy.yaml").path
+        try "default: allow\nrules:\n  - deny: [join, send]\n    principals: [anonymous]\n    groups: [board]\n"
+            .write(toFile: policy, atomically: true, encoding: .utf8)
+        let socket = folder.appendingPathComponent("d.sock").path
+        let daemon = try Self.launch(Self.cohortd, ["--port", "0", "--socket", socket, "--policy", policy])
+        defer { if daemon.0.isRunning { daemon.0.terminate() } }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: socket), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+
+        let send = try await Self.run(Self.cohort, ["send", "--daemon", "unix:\(socket)", "--group", "board", "hi"])
+        #expect(send.status != 0)
+        #expect(send.errors.contains("send on group board denied for principal anonymous (rule 1)"), "\(send.errors)")
+        let listen = try await Self.run(Self.cohort, ["listen", "--daemon", "unix:\(socket)", "--group", "board", "--timeout", "10"])
+        #expect(listen.status != 0)
+        #expect(listen.errors.contains("join on group board denied"), "\(listen.errors)")
+        let allowed = try await Self.run(Self.cohort, ["send", "--daemon", "unix:\(socket)", "--group", "lobby", "hi"])
+        #expect(allowed.status == 0, "\(allowed.errors)")
+        daemon.0.terminate()
+        let log = await Self.finish(daemon)
+        #expect(log.errors.contains("audit=access"), "\(log.errors)")
+    }
 }

@@ -66,6 +66,8 @@ public struct DaemonCore: Sendable {
         /// The authentication methods were reloaded (e.g. a users file on SIGHUP): new
         /// handshakes use these; exchanges under way finish with the method they began with.
         case authenticationMethodsChanged([any AuthenticationMethod])
+        /// The access-control policy was reloaded: every later operation is decided by it.
+        case accessControlChanged(any AccessControl)
     }
 
     /// Timers the core asks the shell to arm.
@@ -105,16 +107,23 @@ public struct DaemonCore: Sendable {
         /// injection; empty heals).
         case dropPeers(Set<String>)
         /// A client authenticated as `principal` with `method` (for the audit log and metrics).
-        case authenticated(SessionID, principal: Principal, method: String, origin: ClientOrigin)
+        /// (Rare actions with large payloads are `indirect`, so that every action of the message
+        /// path stays small to copy.)
+        indirect case authenticated(SessionID, principal: Principal, method: String, origin: ClientOrigin)
         /// A client failed to authenticate (for the audit log and metrics); the session is
         /// rejected by the actions that follow.
-        case authenticationFailed(SessionID, method: String, refusal: AuthenticationRefusal, origin: ClientOrigin)
+        indirect case authenticationFailed(SessionID, method: String, refusal: AuthenticationRefusal, origin: ClientOrigin)
+        /// Access control denied a client's operation (for the audit log and metrics); the
+        /// client is told by the non-fatal error that follows, and nothing else changes.
+        indirect case accessDenied(SessionID, AccessDenial)
     }
 
+    /// The handshake states are `indirect` (boxed): their payloads are large, and the message
+    /// path copies a session's state out of the table for every message.
     private enum SessionState: Sendable {
-        case awaitingConnect(openedAt: Instant, origin: ClientOrigin)
+        indirect case awaitingConnect(openedAt: Instant, origin: ClientOrigin)
         /// The client picked a method that challenged it; its response is awaited.
-        case authenticating(Authenticating, exchange: any AuthenticationExchange)
+        indirect case authenticating(Authenticating, exchange: any AuthenticationExchange)
         case established(member: MemberID, wantsMembership: Bool, principal: Principal)
         case closing
     }
@@ -133,6 +142,12 @@ public struct DaemonCore: Sendable {
     /// The authentication methods offered, in the order the daemon prefers them.
     private var authenticationMethods: [any AuthenticationMethod]
     private var throttle: AuthenticationThrottle
+    /// Decides joins, leaves and sends (``AllowEverything`` without a policy).
+    private var accessControl: any AccessControl {
+        didSet { enforcesAccess = accessControl.enforces }
+    }
+    /// `accessControl.enforces`, kept in a plain field: the message path reads it per message.
+    private var enforcesAccess: Bool
     private var sessions: [SessionID: SessionState] = [:]
     private var sessionByMember: [MemberID: SessionID] = [:] {
         didSet { lastTargets = nil }
@@ -155,10 +170,12 @@ public struct DaemonCore: Sendable {
     private var groupActions: [GroupService.Action] = []
 
     /// A core with no sessions, offering `authentication` to clients (method `none` alone by
+    /// default) and deciding their operations with `accessControl` (everything allowed by
     /// default); throws if `settings` are inconsistent.
     public init(
         settings: Settings, hooks: any DaemonSecurityHooks,
-        authentication: [any AuthenticationMethod] = [NoAuthentication()]
+        authentication: [any AuthenticationMethod] = [NoAuthentication()],
+        accessControl: any AccessControl = AllowEverything()
     ) throws(WireError) {
         try settings.limits.validate()
         try Self.validate(authentication)
@@ -172,6 +189,8 @@ public struct DaemonCore: Sendable {
         self.hooks = hooks
         self.authenticationMethods = authentication
         self.throttle = AuthenticationThrottle(settings: settings.throttle)
+        self.accessControl = accessControl
+        self.enforcesAccess = accessControl.enforces
         self.groups = try GroupService(ring: ring, limits: settings.limits)
     }
 
@@ -259,6 +278,9 @@ public struct DaemonCore: Sendable {
             // A reload that offers nothing (or a name twice) is refused by the shell, which
             // validates with the same rule; here it keeps the methods it has.
             if (try? Self.validate(methods)) != nil { authenticationMethods = methods }
+            return []
+        case .accessControlChanged(let control):
+            accessControl = control
             return []
         }
     }
@@ -357,15 +379,18 @@ public struct DaemonCore: Sendable {
                     .authMalformed, reason: "expected an authResponse frame during authentication", label: "out_of_turn"))
             }
             return proceed(session, state, exchange.next(response), now: now)
-        case .established(let member, _, _):
+        case .established(let member, _, let principal):
             switch frame {
             case .connect, .authResponse:
                 return fail(session, .unexpectedHandshake, "session is already established", now: now)
             case .join(let group):
-                return onJoin(group, by: member, session: session, now: now)
+                return onJoin(group, by: member, principal: principal, session: session, now: now)
             case .leave(let group):
                 guard !group.isPrivate else {
                     return fail(session, .invalidGroupName, "cannot leave private group \(group)", now: now)
+                }
+                if let denial = denial(of: .leave, on: group, by: member, principal: principal) {
+                    return deny(denial, session: session)
                 }
                 return drive(.leave(member, group), now: now)
             case .multicast(let message):
@@ -468,8 +493,11 @@ public struct DaemonCore: Sendable {
         return max(0, seconds + (attoseconds > 0 ? 1 : 0))
     }
 
-    private mutating func onJoin(_ group: GroupName, by member: MemberID, session: SessionID, now: Instant) -> [Action] {
+    private mutating func onJoin(
+        _ group: GroupName, by member: MemberID, principal: Principal, session: SessionID, now: Instant
+    ) -> [Action] {
         guard !group.isPrivate else { return fail(session, .invalidGroupName, "cannot join private group \(group)", now: now) }
+        if let denial = denial(of: .join, on: group, by: member, principal: principal) { return deny(denial, session: session) }
         if table.members(of: group).contains(member) { return [] }
         guard table.groupCount(of: member) < settings.limits.groupsPerClientMax else {
             return fail(session, .tooManyGroupsJoined,
@@ -480,10 +508,15 @@ public struct DaemonCore: Sendable {
 
     // MARK: - Ordering and delivery
 
-    /// A client's message: the architecture admits it, and it goes to the ring to be ordered.
+    /// A client's message: access control and the architecture admit it, and it goes to the
+    /// ring to be ordered. A message to several groups is denied whole if one of them is denied.
     private mutating func submit(
         _ message: OutgoingMessage, from member: MemberID, session: SessionID, now: Instant, into actions: inout [Action]
     ) {
+        if enforcesAccess, let denial = sendDenial(of: message, by: member, session: session) {
+            actions += deny(denial, session: session)
+            return
+        }
         var message = message
         do {
             try hooks.admit(&message, from: member)
@@ -494,6 +527,38 @@ public struct DaemonCore: Sendable {
         drive(.multicast(DeliveredMessage(
             service: message.service, messageType: message.messageType, sender: member,
             groups: message.groups, payload: message.payload)), now: now, into: &actions)
+    }
+
+    // MARK: - Access control
+
+    /// Why access control refuses `operation` on `group`, if it does: the policy's decision,
+    /// then, for a send, whether the group is closed to non-members.
+    private func denial(of operation: AccessOperation, on group: GroupName, by member: MemberID, principal: Principal) -> AccessDenial? {
+        guard enforcesAccess else { return nil }
+        var decision = accessControl.decide(operation, group: group, principal: principal)
+        if decision.allowed, operation == .send, accessControl.isClosed(group), !table.members(of: group).contains(member) {
+            decision = AccessDecision(allowed: false, reason: "closed group: only members may send", label: "closed_group")
+        }
+        guard !decision.allowed else { return nil }
+        return AccessDenial(operation: operation, group: group, principal: principal, member: member, decision: decision)
+    }
+
+    /// Why access control refuses a message, if it does: the first of its groups denied.
+    /// Out of line: the message path without a policy never enters it.
+    @inline(never)
+    private func sendDenial(of message: OutgoingMessage, by member: MemberID, session: SessionID) -> AccessDenial? {
+        guard let principal = principal(of: session) else { return nil }
+        for group in message.groups {
+            if let denial = denial(of: group.isPrivate ? .privateSend : .send, on: group, by: member, principal: principal) {
+                return denial
+            }
+        }
+        return nil
+    }
+
+    /// Answers a denial to its client alone (a non-fatal error) and reports it.
+    private func deny(_ denial: AccessDenial, session: SessionID) -> [Action] {
+        [.accessDenied(session, denial), .send(.error(.accessDenied, fatal: false, reason: denial.description), to: session)]
     }
 
     private mutating func drive(_ event: GroupService.Event, now: Instant) -> [Action] {

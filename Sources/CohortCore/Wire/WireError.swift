@@ -109,6 +109,8 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case authMalformed = 23
     /// Too many failed authentications from this source lately; retry after the time given.
     case authThrottled = 24
+    /// Access control denied a join, leave or send (non-fatal: the session goes on).
+    case accessDenied = 25
 
     public var description: String {
         switch self {
@@ -136,6 +138,7 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .notPermitted: "operation not permitted on this daemon"
         case .authMalformed: "malformed authentication message"
         case .authThrottled: "authentication throttled"
+        case .accessDenied: "access denied"
         }
     }
 }
