@@ -34,20 +34,24 @@ public enum Credentials: Sendable, Hashable, CustomStringConvertible {
     /// Method `password`: SCRAM-SHA-256 with a user of the daemon's users file. The password
     /// never leaves the client, and the daemon must prove it holds the user's verifier.
     case password(user: String, password: String)
+    /// Method `peer-credentials`: over the daemon's Unix socket, the client is the local user
+    /// its process runs as (the kernel tells the daemon).
+    case peerCredentials
 
     /// The name of the method these credentials use.
     public var method: String {
         switch self {
-        case .none: NoClientAuthenticator().method
+        case .none: NoAuthentication().name
         case .password: PasswordAuthentication.name
+        case .peerCredentials: PeerCredentialsAuthentication.name
         }
     }
 
     /// The client side of the method, with a fresh nonce.
     func makeAuthenticator() -> any ClientAuthenticator {
         switch self {
-        case .none:
-            return NoClientAuthenticator()
+        case .none, .peerCredentials:
+            return NoDataClientAuthenticator(method: method)
         case .password(let user, let password):
             var generator = SystemRandomNumberGenerator()
             let nonce = (0..<18).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
@@ -60,6 +64,7 @@ public enum Credentials: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .none: "none"
         case .password(let user, _): "password (user \(user))"
+        case .peerCredentials: "peer-credentials"
         }
     }
 }

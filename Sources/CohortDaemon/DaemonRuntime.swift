@@ -106,13 +106,45 @@ final class DaemonRuntime {
         return session
     }
 
-    /// Where a client connected from: its IP address (the throttling source) and port, or
-    /// `unix` for the local socket.
+    /// Where a client connected from: its IP address (the throttling source) and port; or,
+    /// on the local socket, the uid, gid and pid of its process from the kernel (SO_PEERCRED).
     private static func origin(of channel: any Channel) -> ClientOrigin {
-        guard let address = channel.remoteAddress, let ip = address.ipAddress else {
-            return ClientOrigin(source: "unix", address: "unix")
+        if let address = channel.remoteAddress, let ip = address.ipAddress {
+            return ClientOrigin(source: ip, address: "\(ip):\(address.port ?? 0)")
         }
-        return ClientOrigin(source: ip, address: "\(ip):\(address.port ?? 0)")
+        guard let credentials = peerCredentials(of: channel) else { return ClientOrigin(source: "unix", address: "unix") }
+        return ClientOrigin(
+            source: "unix:\(credentials.uid)", address: "unix(uid \(credentials.uid), pid \(credentials.pid))",
+            peerCredentials: credentials)
+    }
+
+    /// The peer credentials of a Unix-socket channel. Called on the channel's event loop, where
+    /// NIO answers socket-option reads at once (the future is already complete).
+    private static func peerCredentials(of channel: any Channel) -> PeerCredentials? {
+        guard let provider = channel as? any SocketOptionProvider else { return nil }
+        var credentials: PeerCredentials?
+        let read: EventLoopFuture<KernelPeerCredentials> = provider.unsafeGetSocketOption(level: .socket, name: .init(rawValue: SO_PEERCRED))
+        read.assumeIsolated().whenSuccess { peer in
+            credentials = PeerCredentials(uid: peer.uid, gid: peer.gid, pid: peer.pid, userName: userName(of: peer.uid))
+        }
+        return credentials
+    }
+
+    /// Linux's `struct ucred` (which Swift's Glibc module does not import): three 32-bit fields in
+    /// this order, the layout `getsockopt(SO_PEERCRED)` fills in.
+    private struct KernelPeerCredentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    /// The login name of `uid`, from the password database.
+    private static func userName(of uid: uid_t) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
     }
 
     /// Feeds one event to the core and performs what it answers.

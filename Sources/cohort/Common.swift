@@ -13,6 +13,9 @@ struct ConnectionArguments: ParsableArguments {
     @Option(help: "Security architecture (must match the daemon's): \(Architecture.registered.map(\.name).joined(separator: ", ")).")
     var architecture: String = "plain"
 
+    @Option(help: "Authentication method: none, password (implied by --user), peer-credentials (Unix socket only).")
+    var auth: String?
+
     @Option(help: "Authenticate with method password as this user (password from --password-file, $COHORT_PASSWORD, or a prompt).")
     var user: String?
 
@@ -31,13 +34,18 @@ struct ConnectionArguments: ParsableArguments {
         return options
     }
 
-    /// The credentials the flags select: method password with `--user`, else none.
+    /// The credentials the flags select: `--auth`, or method password with `--user`, else none.
     func credentials() throws -> Credentials {
-        guard let user else {
-            if passwordFile != nil { throw ValidationError("--password-file needs --user") }
-            return .none
+        switch auth ?? (user == nil ? "none" : "password") {
+        case "none", "peer-credentials":
+            if user != nil || passwordFile != nil { throw ValidationError("--user and --password-file go with --auth password") }
+            return auth == "peer-credentials" ? .peerCredentials : .none
+        case "password":
+            guard let user else { throw ValidationError("--auth password needs --user") }
+            return .password(user: user, password: try readPassword(file: passwordFile, prompt: "Password for \(user): "))
+        case let other:
+            throw ValidationError("unknown authentication method '\(other)'; one of none, password, peer-credentials")
         }
-        return .password(user: user, password: try readPassword(file: passwordFile, prompt: "Password for \(user): "))
     }
 }
 

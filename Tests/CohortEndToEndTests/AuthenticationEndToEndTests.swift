@@ -71,4 +71,19 @@ struct AuthenticationEndToEndTests {
             }
         }
     }
+
+    @Test("peer-credentials: a Unix-socket client is the local user it runs as; a TCP client is refused")
+    func peerCredentials() async throws {
+        try await withDaemon(configure: { $0.authMethods = ["peer-credentials"] }) { daemon in
+            var options = ConnectionOptions(name: "local")
+            options.credentials = .peerCredentials
+            let expected = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid:\(getuid())"
+            try await CohortClient.withConnection(to: daemon.unix, options: options) { connection in
+                #expect(connection.principal == Principal(expected))
+            }
+            await #expect(throws: CohortError.rejected(.authFailed, reason: "method peer-credentials works only over the daemon's Unix socket")) {
+                try await CohortClient.withConnection(to: daemon.tcp, options: options) { _ in }
+            }
+        }
+    }
 }

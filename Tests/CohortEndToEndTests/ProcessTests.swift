@@ -241,7 +241,7 @@ struct ProcessTests {
         #expect(mode == 0o600)
 
         let socket = folder.appendingPathComponent("d.sock").path
-        let daemon = try Self.launch(Self.cohortd, ["--port", "0", "--socket", socket, "--auth", "password", "--users", users])
+        let daemon = try Self.launch(Self.cohortd, ["--port", "0", "--socket", socket, "--auth", "password,peer-credentials", "--users", users])
         defer { if daemon.0.isRunning { daemon.0.terminate() } }
         let deadline = ContinuousClock.now + .seconds(20)
         while !FileManager.default.fileExists(atPath: socket), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
@@ -255,6 +255,8 @@ struct ProcessTests {
         let anonymous = try await Self.run(Self.cohort, ["status", "--daemon", "unix:\(socket)"])
         #expect(anonymous.status != 0)
         #expect(anonymous.errors.contains("method none not offered"), "\(anonymous.errors)")
+        let local = try await Self.run(Self.cohort, ["status", "--daemon", "unix:\(socket)", "--auth", "peer-credentials"])
+        #expect(local.status == 0, "\(local.errors)")
 
         // bob is added and the daemon told with SIGHUP.
         let bob = try await Self.run(Self.cohort, ["passwd", "--file", users, "bob", "--password-file", wrongPassword, "--iterations", "4096"])

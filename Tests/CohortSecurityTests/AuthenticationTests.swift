@@ -181,7 +181,7 @@ struct PasswordAuthenticationTests {
     @Test("a method the daemon does not offer is rejected before anything runs")
     func notOffered() {
         var harness = AuthHarness()
-        #expect(harness.handshake(1, name: "n", client: NoClientAuthenticator()) == .failure(.rejected(.authMethodNotOffered)))
+        #expect(harness.handshake(1, name: "n", client: NoDataClientAuthenticator()) == .failure(.rejected(.authMethodNotOffered)))
         #expect(harness.failures.isEmpty)
     }
 
@@ -238,7 +238,7 @@ struct PasswordAuthenticationTests {
         harness.feed(.sessionOpened(SessionID(1), .test()))
         harness.feed(.frame(SessionID(1), .connect(ConnectRequest(privateName: "same", authMethod: "password", authData: alice.firstMessage()))))
         guard case .authChallenge(_, let challenge)? = harness.last(SessionID(1)) else { Issue.record("no challenge"); return }
-        _ = harness.handshake(2, name: "same", client: NoClientAuthenticator())
+        _ = harness.handshake(2, name: "same", client: NoDataClientAuthenticator())
         harness.feed(.frame(SessionID(1), .authResponse(try! alice.respond(to: challenge))))
         guard case .reject(.duplicatePrivateName, _)? = harness.last(SessionID(1)) else { Issue.record("no reject"); return }
         #expect(harness.core.principal(of: SessionID(2)) == .anonymous)
@@ -335,5 +335,35 @@ struct UserTableTests {
         #expect(throws: AuthenticationSetupError.self) { try AuthenticationMethods.make(["password"], usersFileText: nil, nonceSecret: secret) }
         #expect(throws: AuthenticationSetupError.self) { try AuthenticationMethods.make([], usersFileText: nil, nonceSecret: secret) }
         #expect((try? AuthenticationMethods.make(["password", "none"], usersFileText: usersText, nonceSecret: secret))?.map(\.name) == ["password", "none"])
+    }
+}
+
+@Suite("Authentication: method peer-credentials")
+struct PeerCredentialsTests {
+    func answer(to origin: ClientOrigin) -> DaemonFrame? {
+        var harness = AuthHarness(methods: [PeerCredentialsAuthentication()])
+        harness.feed(.sessionOpened(SessionID(1), origin))
+        harness.feed(.frame(SessionID(1), .connect(ConnectRequest(privateName: "p", authMethod: "peer-credentials"))))
+        return harness.last(SessionID(1))
+    }
+
+    @Test("a local client is the user its process runs as; a uid without a name is uid:N")
+    func localUsers() {
+        let alice = PeerCredentials(uid: 1000, gid: 1000, pid: 42, userName: "alice")
+        guard case .accept(let accept)? = answer(to: ClientOrigin(source: "unix:1000", address: "unix", peerCredentials: alice)) else {
+            Issue.record("no accept"); return
+        }
+        #expect(accept.principal == Principal("alice"))
+        let nameless = PeerCredentials(uid: 4242, gid: 4242, pid: 7)
+        guard case .accept(let other)? = answer(to: ClientOrigin(source: "unix:4242", address: "unix", peerCredentials: nameless)) else {
+            Issue.record("no accept"); return
+        }
+        #expect(other.principal == Principal("uid:4242"))
+    }
+
+    @Test("a client without peer credentials (TCP) is refused")
+    func tcpRefused() {
+        guard case .reject(.authFailed, let reason)? = answer(to: .test("10.1.1.1")) else { Issue.record("no reject"); return }
+        #expect(reason.contains("Unix socket"))
     }
 }

@@ -108,11 +108,14 @@ public struct PeerCredentials: Hashable, Sendable {
     public var gid: UInt32
     /// Process id.
     public var pid: Int32
+    /// The login name of `uid` on the daemon's machine, if it has one.
+    public var userName: String?
     /// Creates credentials.
-    public init(uid: UInt32, gid: UInt32, pid: Int32) {
+    public init(uid: UInt32, gid: UInt32, pid: Int32, userName: String? = nil) {
         self.uid = uid
         self.gid = gid
         self.pid = pid
+        self.userName = userName
     }
 }
 

@@ -5,7 +5,7 @@ import CohortCrypto
 /// configuration file). Adding a method is one file in this folder and one line here.
 public enum AuthenticationMethods {
     /// The names a daemon can offer.
-    public static let available = [NoAuthentication().name, PasswordAuthentication.name]
+    public static let available = [NoAuthentication().name, PasswordAuthentication.name, PeerCredentialsAuthentication.name]
 
     /// Makes the methods named in `names`, in that order. `usersFileText` is the users file
     /// (needed when `password` is offered); `nonceSecret` is 32 fresh bytes from a
@@ -21,6 +21,8 @@ public enum AuthenticationMethods {
             switch name {
             case NoAuthentication().name:
                 return NoAuthentication()
+            case PeerCredentialsAuthentication.name:
+                return PeerCredentialsAuthentication()
             case PasswordAuthentication.name:
                 guard let usersFileText else {
                     throw AuthenticationSetupError("method password needs a users file (usersFile in the configuration, or --users)")

@@ -1,3 +1,4 @@
+import CohortCore
 import CohortCrypto
 import Foundation
 
@@ -25,17 +26,19 @@ public struct ClientAuthenticationError: Error, Hashable, Sendable, CustomString
     public var description: String { reason }
 }
 
-/// Client side of method `none`.
-public struct NoClientAuthenticator: ClientAuthenticator {
-    /// Creates it.
-    public init() {}
-    public var method: String { "none" }
+/// Client side of a method in which the client sends nothing and the daemon proves nothing:
+/// `none`, and `peer-credentials` (the kernel vouches for the client).
+public struct NoDataClientAuthenticator: ClientAuthenticator {
+    /// The method's name.
+    public let method: String
+    /// The client side of `method` (`none` by default).
+    public init(method: String = "none") { self.method = method }
     public func firstMessage() -> [UInt8] { [] }
     public func respond(to challenge: [UInt8]) throws(ClientAuthenticationError) -> [UInt8] {
-        throw ClientAuthenticationError("method none expects no challenge")
+        throw ClientAuthenticationError("method \(method) expects no challenge")
     }
     public func finish(_ finalData: [UInt8]) throws(ClientAuthenticationError) {
-        guard finalData.isEmpty else { throw ClientAuthenticationError("method none expects no data from the daemon") }
+        guard finalData.isEmpty else { throw ClientAuthenticationError("method \(method) expects no data from the daemon") }
     }
 }
 
