@@ -121,6 +121,7 @@ let package = Package(
                 "Cohort",
                 "CohortConfiguration",
                 "CohortCore",
+                "CohortCrypto",
                 "CohortTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import Cohort
 public import CohortConfiguration
 public import CohortCore
+import CohortCrypto
 public import CohortTransport
 public import Foundation
 import NIOCore
@@ -61,10 +62,22 @@ public final class LocalCluster: @unchecked Sendable {
         let folder = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("cohort-cluster-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let entries = (0..<daemons).map { index in
-            DaemonConfiguration.DaemonEntry(
-                name: "d\(index + 1)", host: "127.0.0.1", daemonPort: basePort + 2 * index + 1,
-                clientPort: basePort + 2 * index, socketPath: folder.appendingPathComponent("d\(index + 1).sock").path)
+        // Every daemon gets an Ed25519 key: the daemons of a local cluster authenticate each
+        // other (docs/daemon-authentication.md), as a deployment should.
+        var entries: [DaemonConfiguration.DaemonEntry] = []
+        for index in 0..<daemons {
+            let name = "d\(index + 1)"
+            let key = SigningKey.generate()
+            let keyPath = folder.appendingPathComponent("\(name).key").path
+            do {
+                try KeyFiles.write(key, privatePath: keyPath, publicPath: keyPath + ".pub")
+            } catch {
+                throw ClusterError("cannot write the key of \(name): \(error)")
+            }
+            entries.append(DaemonConfiguration.DaemonEntry(
+                name: name, host: "127.0.0.1", daemonPort: basePort + 2 * index + 1,
+                clientPort: basePort + 2 * index, socketPath: folder.appendingPathComponent("\(name).sock").path,
+                publicKey: Data(key.publicKeyBytes).base64EncodedString(), privateKeyFile: keyPath))
         }
         var configuration = DaemonConfiguration(daemons: entries)
         configuration.architecture = architecture

@@ -20,17 +20,28 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         public var clientPort: Int?
         /// Unix domain socket path for local clients; `null` disables it.
         public var socketPath: String?
+        /// The daemon's Ed25519 public key, base64 (`cohort keygen` prints it). When every entry
+        /// has one, daemons authenticate each other (`docs/daemon-authentication.md`).
+        public var publicKey: String?
+        /// The daemon's private key file (`cohort keygen`), read by that daemon only; a relative
+        /// path is taken from the configuration file's folder.
+        public var privateKeyFile: String?
 
         /// Creates an entry.
-        public init(name: String, host: String = "127.0.0.1", daemonPort: Int? = nil, clientPort: Int? = 4803, socketPath: String? = nil) {
+        public init(
+            name: String, host: String = "127.0.0.1", daemonPort: Int? = nil, clientPort: Int? = 4803, socketPath: String? = nil,
+            publicKey: String? = nil, privateKeyFile: String? = nil
+        ) {
             self.name = name
             self.host = host
             self.daemonPort = daemonPort
             self.clientPort = clientPort
             self.socketPath = socketPath
+            self.publicKey = publicKey
+            self.privateKeyFile = privateKeyFile
         }
 
-        private enum CodingKeys: String, CodingKey { case name, host, daemonPort, clientPort, socketPath }
+        private enum CodingKeys: String, CodingKey { case name, host, daemonPort, clientPort, socketPath, publicKey, privateKeyFile }
 
         /// Decodes an entry; `host` defaults to 127.0.0.1.
         public init(from decoder: any Decoder) throws {
@@ -40,6 +51,13 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             daemonPort = try container.decodeIfPresent(Int.self, forKey: .daemonPort)
             clientPort = try container.decodeIfPresent(Int.self, forKey: .clientPort)
             socketPath = try container.decodeIfPresent(String.self, forKey: .socketPath)
+            publicKey = try container.decodeIfPresent(String.self, forKey: .publicKey)
+            privateKeyFile = try container.decodeIfPresent(String.self, forKey: .privateKeyFile)
+        }
+
+        /// The 32 bytes of ``publicKey``, if it is set and valid.
+        public var publicKeyBytes: [UInt8]? {
+            publicKey.flatMap { Data(base64Encoded: $0) }.flatMap { $0.count == 32 ? Array($0) : nil }
         }
     }
 
@@ -234,6 +252,9 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         func resolved(_ file: String?) -> String? { file.map { $0.hasPrefix("/") ? $0 : folder + "/" + $0 } }
         configuration.usersFile = resolved(configuration.usersFile)
         configuration.accessPolicyFile = resolved(configuration.accessPolicyFile)
+        for index in configuration.daemons.indices {
+            configuration.daemons[index].privateKeyFile = resolved(configuration.daemons[index].privateKeyFile)
+        }
         return configuration
     }
 
@@ -254,6 +275,13 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             guard daemon.clientPort != nil || daemon.socketPath != nil else {
                 throw .invalid("daemon \(daemon.name) has neither a client port nor a socket path")
             }
+        }
+        let keyed = daemons.filter { $0.publicKey != nil }
+        guard keyed.isEmpty || keyed.count == daemons.count else {
+            throw .invalid("daemons \(daemons.filter { $0.publicKey == nil }.map(\.name).joined(separator: ", ")) have no publicKey: give every daemon one (daemon authentication) or none")
+        }
+        for daemon in keyed where daemon.publicKeyBytes == nil {
+            throw .invalid("the publicKey of daemon \(daemon.name) is not the base64 of 32 bytes (cohort keygen prints one)")
         }
         for daemon in daemons where daemons.count > 1 && daemon.daemonPort == nil {
             throw .invalid("daemon \(daemon.name) needs a daemonPort: the daemons of a server group talk on it")

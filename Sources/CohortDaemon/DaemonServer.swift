@@ -1,5 +1,6 @@
 import CohortConfiguration
 import CohortCore
+import CohortCrypto
 import CohortSecurity
 import CohortTransport
 import Foundation
@@ -56,8 +57,10 @@ public final class DaemonServer: Sendable {
             limits: settings.limits, daemonsMax: coreSettings.ring.daemonsMax)
         let peers = settings.peers
         let daemon = core.daemon
+        let daemonAuthentication = try daemonAuthentication(settings)
         let (runtime, links) = try await eventLoop.submit {
-            let links = PeerLinks(me: daemon, peers: peers, settings: linkSettings, eventLoop: eventLoop, logger: logger)
+            let links = PeerLinks(
+                me: daemon, peers: peers, authentication: daemonAuthentication, settings: linkSettings, eventLoop: eventLoop, logger: logger)
             let runtime = DaemonRuntime(core: core, links: links, eventLoop: eventLoop, logger: logger)
             return (NIOLoopBound(runtime, eventLoop: eventLoop), NIOLoopBound(links, eventLoop: eventLoop))
         }.get()
@@ -96,6 +99,7 @@ public final class DaemonServer: Sendable {
             "clients": "\(addresses.joined(separator: ", "))",
             "auth": "\(settings.authMethods.joined(separator: ","))",
             "policy": "\(settings.accessPolicyFile ?? "none: every operation allowed")",
+            "daemon-auth": "\(daemonAuthentication.isEnabled ? "signed hellos (Ed25519)" : "off: peers are not authenticated")",
             "peers": "\(peers.map { "\($0.name)@\($0.host):\($0.port)" }.joined(separator: ", "))",
         ])
         return DaemonServer(
@@ -117,6 +121,27 @@ public final class DaemonServer: Sendable {
         var generator = SystemRandomNumberGenerator()
         let nonceSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         return try AuthenticationMethods.make(settings.authMethods, usersFileText: usersFileText, nonceSecret: nonceSecret)
+    }
+
+    /// Daemon authentication from `settings`: on when the configuration lists keys, which needs
+    /// this daemon's private key, matching its listed public key.
+    static func daemonAuthentication(_ settings: DaemonSettings) throws(ConfigurationError) -> DaemonAuthentication {
+        guard !settings.daemonPublicKeys.isEmpty else {
+            return DaemonAuthentication(me: settings.name, signingKey: nil, publicKeys: [:])
+        }
+        guard let path = settings.privateKeyFile else {
+            throw .invalid("the configuration lists daemon keys: daemon \(settings.name) needs its privateKeyFile (cohort keygen)")
+        }
+        let key: SigningKey
+        do {
+            key = try KeyFiles.readPrivateKey(path: path)
+        } catch {
+            throw .invalid("daemon key: \(error)")
+        }
+        guard settings.daemonPublicKeys[settings.name] == key.publicKeyBytes else {
+            throw .invalid("the private key in \(path) does not match the publicKey listed for daemon \(settings.name)")
+        }
+        return DaemonAuthentication(me: settings.name, signingKey: key, publicKeys: settings.daemonPublicKeys)
     }
 
     /// The access-control policy of `settings`: the policy file's, or everything allowed.

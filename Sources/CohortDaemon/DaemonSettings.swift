@@ -27,6 +27,11 @@ public struct DaemonSettings: Sendable {
     public var authMethods: [String] = ["none"]
     /// The users file of method `password`.
     public var usersFile: String?
+    /// The public keys of every daemon of the configuration (empty: daemons are not
+    /// authenticated).
+    public var daemonPublicKeys: [String: [UInt8]] = [:]
+    /// This daemon's private key file (needed when ``daemonPublicKeys`` is not empty).
+    public var privateKeyFile: String?
     /// The access-control policy file; `nil` allows every operation.
     public var accessPolicyFile: String?
     /// How repeated authentication failures from one source are slowed down.
@@ -67,6 +72,10 @@ public struct DaemonSettings: Sendable {
         authMethods = configuration.authMethods
         usersFile = configuration.usersFile
         accessPolicyFile = configuration.accessPolicyFile
+        privateKeyFile = entry.privateKeyFile
+        for daemon in configuration.daemons {
+            if let key = daemon.publicKeyBytes { daemonPublicKeys[daemon.name] = key }
+        }
         throttle.failuresBurst = configuration.authFailuresBurst
         throttle.refillInterval = .milliseconds(Int64(configuration.authFailureRefillSeconds * 1000))
         clientsMax = configuration.clientsMax

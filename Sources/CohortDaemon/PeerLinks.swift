@@ -1,5 +1,7 @@
 import CohortCore
+import CohortSecurity
 import CohortTransport
+import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -83,6 +85,11 @@ final class PeerLinks {
         let droppedByFault = Counter(label: "cohort_peer_messages_dropped_by_fault_total")
         /// Links refused or closed for bad input, unknown names or silence.
         let refused = Counter(label: "cohort_peer_links_refused_total")
+
+        /// A peer's hello that failed daemon authentication (`cohort_auth_failures_total`).
+        func authenticationFailed(reason: String) {
+            Counter(label: "cohort_auth_failures_total", dimensions: [("method", "daemon"), ("reason", reason)]).increment()
+        }
     }
 
     private let me: DaemonID
@@ -90,6 +97,8 @@ final class PeerLinks {
     private let logger: Logger
     private let settings: Settings
     private let names: Set<String>
+    /// Signs this daemon's hellos and checks the peers' (`docs/daemon-authentication.md`).
+    private var authentication: DaemonAuthentication
     private var outgoing: [String: Outgoing] = [:]
     private var incoming: [ObjectIdentifier: Incoming] = [:]
     private var dirty: [Outgoing] = []
@@ -103,8 +112,12 @@ final class PeerLinks {
     /// Where arriving protocol messages go (the runtime).
     var onMessage: (PeerMessage) -> Void = { _ in }
 
-    init(me: DaemonID, peers: [PeerEndpoint], settings: Settings, eventLoop: any EventLoop, logger: Logger) {
+    init(
+        me: DaemonID, peers: [PeerEndpoint], authentication: DaemonAuthentication, settings: Settings,
+        eventLoop: any EventLoop, logger: Logger
+    ) {
         self.me = me
+        self.authentication = authentication
         self.settings = settings
         self.eventLoop = eventLoop
         self.logger = logger
@@ -280,8 +293,11 @@ final class PeerLinks {
             link.wasUp = true
             link.reconnectDelay = settings.reconnectDelayMin
             link.pending.removeAll()
-            var hello = WireWriter(capacity: 64)
-            PeerLinkFrame.hello(.init(daemon: me)).encode(into: &hello)
+            var generator = SystemRandomNumberGenerator()
+            let nonce = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+            var hello = WireWriter(capacity: 192)
+            PeerLinkFrame.hello(authentication.hello(
+                from: me, to: name, timeMilliseconds: Self.wallClockMilliseconds(), nonce: nonce)).encode(into: &hello)
             channel.writeAndFlush(ByteBuffer(bytes: hello.bytes), promise: nil)
             logger.info("link to peer up", metadata: ["peer": "\(name)", "address": "\(link.peer.host):\(link.peer.port)"])
         case .failure(let error):
@@ -332,6 +348,12 @@ final class PeerLinks {
             guard names.contains(hello.daemon.name) else {
                 return refuse(link, "unknown daemon \(hello.daemon.name) (not in the configuration)")
             }
+            do {
+                try authentication.check(hello, nowMilliseconds: Self.wallClockMilliseconds())
+            } catch {
+                counters.authenticationFailed(reason: error.label)
+                return refuse(link, "daemon authentication failed: \(error.reason)")
+            }
             link.peer = hello.daemon
             logger.info("link from peer up", metadata: ["peer": "\(hello.daemon)"])
             return true
@@ -367,6 +389,11 @@ final class PeerLinks {
         ])
         link.channel.close(promise: nil)
         return false
+    }
+
+    /// Milliseconds since 1970 by the system clock: hellos carry it, for freshness.
+    private static func wallClockMilliseconds() -> UInt64 {
+        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
     }
 
     /// Heartbeats on quiet dialed links; closes silent accepted links.

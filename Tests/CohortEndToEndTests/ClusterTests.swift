@@ -1,7 +1,9 @@
 import Cohort
 import CohortCluster
 import CohortCore
+import CohortCrypto
 import CohortDaemon
+import CohortSecurity
 import CohortSimulation
 import CohortTransport
 import Foundation
@@ -232,25 +234,48 @@ struct ClusterTests {
         defer { Task { await cluster.stop() } }
         let daemonPort = base + 1  // d1's peer port
         func hello(_ name: String) -> [UInt8] { PeerLinkFrame.hello(.init(daemon: DaemonID(name: name, incarnation: 1))).encoded() }
+        // Daemon authentication: d2's real key (from the cluster's folder) and a rogue one.
+        let d2Key = try KeyFiles.readPrivateKey(path: cluster.directory.appendingPathComponent("d2.key").path)
+        let keys = ["d1": try KeyFiles.readPrivateKey(path: cluster.directory.appendingPathComponent("d1.key").path).publicKeyBytes,
+                    "d2": d2Key.publicKeyBytes]
+        func signedHello(_ key: SigningKey, to acceptor: String = "d1", nonce: UInt8) -> [UInt8] {
+            PeerLinkFrame.hello(DaemonAuthentication(me: "d2", signingKey: key, publicKeys: keys).hello(
+                from: DaemonID(name: "d2", incarnation: 1), to: acceptor,
+                timeMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000), nonce: [UInt8](repeating: nonce, count: 16))).encoded()
+        }
+        let genuine = signedHello(d2Key, nonce: 1)
         let forgedJoin = PeerLinkFrame.message(.join(JoinMessage(
             sender: DaemonID(name: "d1", incarnation: 1), processors: [DaemonID(name: "d1", incarnation: 1)], failed: [], ringSequence: 0))).encoded()
         let attacks: [(String, [UInt8])] = [
             ("garbage", [0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]),
             ("a frame before the hello", PeerLinkFrame.heartbeat.encoded()),
             ("an unknown daemon", hello("intruder")),
-            ("a second hello", hello("d2") + hello("d2")),
-            ("a join claiming another sender", hello("d2") + forgedJoin),
+            ("a second hello", signedHello(d2Key, nonce: 4) + hello("d2")),
+            ("a join claiming another sender (after d2's genuine hello)", signedHello(d2Key, nonce: 5) + forgedJoin),
             ("an oversized frame", [0x7f, 0xff, 0xff, 0xff, 1]),
+            ("an unsigned hello with a configured name", hello("d2") + PeerLinkFrame.heartbeat.encoded()),
+            ("a hello signed by a rogue key", signedHello(SigningKey.generate(), nonce: 2)),
+            ("a genuine hello addressed to another daemon", signedHello(d2Key, to: "d3", nonce: 3)),
         ]
         for (what, bytes) in attacks {
             let peer = try RawClient(port: daemonPort)
             peer.send(bytes)
             #expect(peer.readUntilClosed().closed, "\(what): the link is closed")
         }
+        // A genuine hello, captured and replayed: the first connection is let in (it is d2's
+        // own), the replay is refused.
+        let first = try RawClient(port: daemonPort)
+        first.send(genuine)
+        let replay = try RawClient(port: daemonPort)
+        replay.send(genuine)
+        #expect(replay.readUntilClosed().closed, "the replayed hello is refused")
         // Nothing changed: the two daemons are still one configuration, and d1 serves clients.
         try await cluster.waitUntilFormed(["d1", "d2"], timeout: .seconds(5))
         let log = try String(contentsOf: cluster.directory.appendingPathComponent("d1.log"), encoding: .utf8)
         #expect(log.contains("peer link refused") && log.contains("unknown daemon intruder"))
+        for reason in ["second hello", "claims to come from", "unsigned hello from d2", "not signed by its configured key", "addressed to \"d3\"", "(replay)"] {
+            #expect(log.contains(reason), "d1 logs: \(reason)")
+        }
     }
 
     @Test("fault injection is refused by a daemon started without it")

@@ -95,6 +95,9 @@ struct ConfigurationTests {
         ("daemons:\n  - name: d1\n    clientPort: 1\nmembership:\n  tokenHoldMilliseconds: 900\n", "token hold"),
         ("daemons:\n  - name: d1\n    clientPort: 1\nmembership:\n  linkIdleMilliseconds: 150\n", "linkIdleMilliseconds"),
         ("daemons:\n  - name: d1\n    clientPort: 1\nmembership:\n  packetBytesMax: 10\n", "packetBytesMax"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\n    daemonPort: 2\n    publicKey: \(String(repeating: "A", count: 43))=\n  - name: d2\n    clientPort: 3\n    daemonPort: 4\n",
+         "d2 have no publicKey"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\n    publicKey: c2hvcnQ=\n", "not the base64 of 32 bytes"),
     ])
     func invalid(yaml: String, reason: String) {
         do {

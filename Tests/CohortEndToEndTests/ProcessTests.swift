@@ -205,6 +205,24 @@ struct ProcessTests {
 
         let missing = try await Self.run(Self.cohortd, ["--config", file.path, "--name", "d9"], timeout: .seconds(20))
         #expect(missing.status != 0)
+
+        // Daemon keys listed, but this daemon has no private key, or another one.
+        let keyed = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-keyed-\(UUID().uuidString).yaml")
+        let publicKey = Data(repeating: 7, count: 32).base64EncodedString()
+        try "daemons:\n  - name: d1\n    clientPort: 0\n    publicKey: \(publicKey)\n".write(to: keyed, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: keyed) }
+        let keyless = try await Self.run(Self.cohortd, ["--config", keyed.path, "--name", "d1", "--no-socket"], timeout: .seconds(20))
+        #expect(keyless.status != 0)
+        #expect(keyless.errors.contains("needs its privateKeyFile"), "\(keyless.errors)")
+        let keyFile = keyed.path + ".key"
+        let keygen = try await Self.run(Self.cohort, ["keygen", "--out", keyFile])
+        defer { try? FileManager.default.removeItem(atPath: keyFile); try? FileManager.default.removeItem(atPath: keyFile + ".pub") }
+        #expect(keygen.status == 0 && keygen.output.contains("publicKey: "), "\(keygen.errors)")
+        try "daemons:\n  - name: d1\n    clientPort: 0\n    publicKey: \(publicKey)\n    privateKeyFile: \(keyFile)\n"
+            .write(to: keyed, atomically: true, encoding: .utf8)
+        let mismatched = try await Self.run(Self.cohortd, ["--config", keyed.path, "--name", "d1", "--no-socket"], timeout: .seconds(20))
+        #expect(mismatched.status != 0)
+        #expect(mismatched.errors.contains("does not match the publicKey listed for daemon d1"), "\(mismatched.errors)")
     }
 
     @Test("the CLI prints a readable error and exits non-zero when the daemon is absent or refuses")

@@ -367,3 +367,54 @@ struct PeerCredentialsTests {
         #expect(reason.contains("Unix socket"))
     }
 }
+
+@Suite("Authentication: fuzzing the daemon's side")
+struct AuthenticationFuzzTests {
+    @Test("random and mutated client messages never trap, never authenticate, and create no session")
+    func fuzz() throws {
+        var random = SeededRandom(seed: 0xA17)
+        // A genuine first message and response, to mutate.
+        var scram = client("alice", "wonderland")
+        let first = scram.firstMessage()
+        var probe = AuthHarness()
+        probe.feed(.sessionOpened(SessionID(1), .test()))
+        probe.feed(.frame(SessionID(1), .connect(ConnectRequest(privateName: "p", authMethod: "password", authData: first))))
+        guard case .authChallenge(_, let challenge)? = probe.last(SessionID(1)) else { Issue.record("no challenge"); return }
+        let response = try scram.respond(to: challenge)
+
+        /// `original` changed at random (never left as it was).
+        func mutated(_ original: [UInt8]) -> [UInt8] {
+            var bytes = original
+            while bytes == original { bytes = mutation(of: original) }
+            return bytes
+        }
+        func mutation(of original: [UInt8]) -> [UInt8] {
+            var bytes = original
+            switch random.next() % 4 {
+            case 0: return (0..<Int(random.next() % 64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            case 1: if !bytes.isEmpty { bytes[Int(random.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: random.next() | 1) }
+            case 2: bytes = Array(bytes.prefix(Int(random.next() % UInt64(bytes.count + 1))))
+            default: bytes += (0..<Int(random.next() % 8)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            }
+            return bytes
+        }
+        var harness = AuthHarness(throttle: {
+            var settings = AuthenticationThrottle.Settings()
+            settings.failuresBurst = 1_000_000
+            return settings
+        }())
+        for round in UInt64(1)...3000 {
+            let session = SessionID(round)
+            harness.feed(.sessionOpened(session, .test()))
+            let mutateFirst = round % 2 == 0
+            harness.feed(.frame(session, .connect(ConnectRequest(
+                privateName: "f\(round)", authMethod: "password", authData: mutateFirst ? mutated(first) : first))))
+            if case .authChallenge? = harness.last(session) {
+                harness.feed(.frame(session, .authResponse(mutateFirst ? response : mutated(response))))
+            }
+            if case .accept? = harness.last(session) { Issue.record("round \(round) authenticated with mutated input") }
+        }
+        #expect(harness.core.establishedSessionCount == 0)
+        #expect(harness.authenticated.isEmpty)
+    }
+}
