@@ -40,6 +40,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Pure protocol cores: identifiers, limits, wire codec, group table, daemon core, the
@@ -65,7 +68,16 @@ let package = Package(
 
         // Security strategies: authentication methods, and their composition into named
         // architectures (today: `plain`).
-        .target(name: "CohortSecurity", dependencies: ["CohortCore", "CohortCrypto"], swiftSettings: strictSettings),
+        .target(
+            name: "CohortSecurity",
+            dependencies: [
+                "CohortCore", "CohortCrypto",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
 
         // Byte-moving helpers shared by the daemon and client shells: framing, addresses.
         .target(
@@ -93,6 +105,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -101,7 +115,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Client library: async/await API over TCP or a Unix domain socket.
+        // Client library: async/await API over TCP (optionally TLS) or a Unix domain socket.
         .target(
             name: "Cohort",
             dependencies: [
@@ -110,6 +124,8 @@ let package = Package(
                 "CohortTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -17,6 +17,10 @@
 // architectures): K_{g,i} from the daemons' key (`GroupKeyDerivation`, one HMAC), then per
 // suite the suite's key material from it (HKDF-SHA256) and a keyed suite (`init(keyMaterial:)`:
 // cipher and MAC contexts). Medians of R rounds. Written to Results/crypto/key-derivation.csv.
+//
+//   Part 4, authentication: SCRAM-SHA-256's client side (PBKDF2 at 4,096 and 100,000 iterations)
+// and daemon side (one exchange, which needs no PBKDF2), and the Ed25519 signature and check of a
+// daemon link hello. Written to Results/crypto/authentication.csv.
 import COpenSSL
 import CohortCore
 import CohortCrypto
@@ -229,8 +233,59 @@ func measureKeyDerivation(rounds: Int) throws -> [String] {
 }
 let derivationRows = try measureKeyDerivation(rounds: options.rounds)
 
+// MARK: - Part 4: authentication
+
+/// Rows of authentication.csv: nanoseconds per step, median of `rounds` (fewer for PBKDF2).
+func measureAuthentication(rounds: Int) throws -> [String] {
+    var rows = ["step,iterations,nanoseconds"]
+    print("")
+    print(padded("authentication step", 52) + padded("iterations", 12) + "ns")
+    func row(_ step: String, _ iterations: Int?, _ nanoseconds: Double) {
+        rows.append("\(step),\(iterations.map(String.init) ?? ""),\(Int(nanoseconds))")
+        print(padded(step, 52) + padded(iterations.map(String.init) ?? "", 12) + "\(Int(nanoseconds))")
+    }
+    let nonce = String(repeating: "n", count: 24)
+    for iterations in [SCRAM.minimumIterations, SCRAM.defaultIterations] {
+        let verifier = try SCRAM.Verifier(password: "wonderland", salt: Array("0123456789abcdef".utf8), iterations: iterations)
+        // One exchange's messages, made once: the client's proof for this server nonce.
+        var client = SCRAM.Client(username: "alice", password: "wonderland", nonce: nonce)
+        let clientFirst = client.firstMessage()
+        var server = SCRAM.Server(nonce: nonce, decoySecret: [1])
+        let serverFirst = try server.firstMessage(answering: clientFirst) { _ in verifier }
+        let clientFinal = try client.finalMessage(answering: serverFirst)
+        // Client: the final message (PBKDF2 with the verifier's iterations, then HMACs).
+        let clientRounds = max(3, rounds / (iterations > 10_000 ? 5 : 1))
+        row("client: final message (PBKDF2 + proof)", iterations, median((0..<clientRounds).map { _ in
+            nanosecondsPerCall {
+                var fresh = SCRAM.Client(username: "alice", password: "wonderland", nonce: nonce)
+                _ = fresh.firstMessage()
+                _ = try! fresh.finalMessage(answering: serverFirst)
+            }
+        }))
+        // Daemon: both of its messages for one exchange (no PBKDF2: it holds the verifier).
+        row("daemon: first + final message (one exchange)", iterations, median((0..<rounds).map { _ in
+            nanosecondsPerCall {
+                var fresh = SCRAM.Server(nonce: nonce, decoySecret: [1])
+                _ = try! fresh.firstMessage(answering: clientFirst) { _ in verifier }
+                _ = try! fresh.finalMessage(answering: clientFinal)
+            }
+        }))
+    }
+    // Daemon authentication: sign and verify a link hello's bytes (about 80 bytes).
+    let key = SigningKey.generate()
+    let hello = [UInt8](repeating: 0x42, count: 80)
+    let signature = try key.signature(for: hello)
+    row("daemon link hello: Ed25519 sign", nil, median((0..<rounds).map { _ in nanosecondsPerCall { _ = try! key.signature(for: hello) } }))
+    row("daemon link hello: Ed25519 verify", nil, median((0..<rounds).map { _ in
+        nanosecondsPerCall { _ = SigningKey.isValid(signature: signature, for: hello, publicKey: key.publicKeyBytes) }
+    }))
+    return rows
+}
+let authenticationRows = try measureAuthentication(rounds: options.rounds)
+
 try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
 try (derivationRows.joined(separator: "\n") + "\n").write(toFile: options.output + "/key-derivation.csv", atomically: true, encoding: .utf8)
+try (authenticationRows.joined(separator: "\n") + "\n").write(toFile: options.output + "/authentication.csv", atomically: true, encoding: .utf8)
 try (dhRows.joined(separator: "\n") + "\n").write(toFile: options.output + "/dh-groups.csv", atomically: true, encoding: .utf8)
 try (rows.joined(separator: "\n") + "\n").write(toFile: options.output + "/cipher-suites.csv", atomically: true, encoding: .utf8)
 let revision = (try? String(contentsOfFile: ".git/HEAD", encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? "unknown"
@@ -241,4 +296,4 @@ let meta: [String: Any] = [
     "loadavg": (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "",
 ]
 try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: options.output + "/meta.json"))
-print("wrote \(options.output)/cipher-suites.csv, dh-groups.csv, key-derivation.csv and meta.json")
+print("wrote \(options.output)/cipher-suites.csv, dh-groups.csv, key-derivation.csv, authentication.csv and meta.json")

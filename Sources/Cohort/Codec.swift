@@ -3,6 +3,8 @@ import CohortSecurity
 import CohortTransport
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
 extension ByteBuffer {
     /// `frames` encoded back to back with the core's codec: one buffer, one write (its room
@@ -28,18 +30,31 @@ final class HandshakeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var authenticator: any ClientAuthenticator
     let accepted: EventLoopPromise<ConnectAccept>
     private var done = false
+    /// Over TLS, the connect frame waits for the TLS handshake: NIOSSL would buffer it, without
+    /// backpressure, until then.
+    private let tls: Bool
 
-    init(request: ConnectRequest, authenticator: any ClientAuthenticator, accepted: EventLoopPromise<ConnectAccept>) {
+    init(request: ConnectRequest, authenticator: any ClientAuthenticator, tls: Bool, accepted: EventLoopPromise<ConnectAccept>) {
         self.request = request
         self.authenticator = authenticator
+        self.tls = tls
         self.accepted = accepted
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if !tls { sendConnect(context: context) }
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if tls, case TLSUserEvent.handshakeCompleted = event { sendConnect(context: context) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func sendConnect(context: ChannelHandlerContext) {
         request.authMethod = authenticator.method
         request.authData = authenticator.firstMessage()
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(encoding: [ClientFrame.connect(request)])), promise: nil)
-        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -92,6 +107,20 @@ final class HandshakeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// A TLS failure as a person reads it: what the alert means, then BoringSSL's words.
+    static func readable(tlsError error: any Error) -> String {
+        let text = "\(error)"
+        let meanings = [
+            ("CERTIFICATE_EXPIRED", "the daemon refused this client's certificate: it has expired"),
+            ("UNKNOWN_CA", "the daemon refused this client's certificate: it is not from a CA the daemon trusts"),
+            ("CERTIFICATE_REQUIRED", "the daemon requires a client certificate"),
+            ("BAD_CERTIFICATE", "the daemon refused this client's certificate"),
+            ("CERTIFICATE_VERIFY_FAILED", "the daemon's certificate did not verify against the trusted CAs, or does not name this host"),
+        ]
+        guard let meaning = meanings.first(where: { text.contains($0.0) })?.1 else { return text }
+        return "\(meaning) (\(text))"
+    }
+
     private struct Answer: Sendable {
         var authenticator: any ClientAuthenticator
         var response: [UInt8]
@@ -107,7 +136,11 @@ final class HandshakeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !done {
             done = true
-            accepted.fail(error is WireError ? CohortError.protocolViolation("\(error)") : error)
+            switch error {
+            case is WireError: accepted.fail(CohortError.protocolViolation("\(error)"))
+            case is NIOSSLError, is BoringSSLError: accepted.fail(CohortError.tlsFailed(Self.readable(tlsError: error)))
+            default: accepted.fail(error)
+            }
         }
         context.fireErrorCaught(error)
     }

@@ -3,6 +3,7 @@ public import CohortSecurity
 public import CohortTransport
 public import NIOCore
 public import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// What a connection delivers to the application, in daemon order.
@@ -45,12 +46,33 @@ public enum CohortClient {
         let authenticator = options.credentials.makeAuthenticator()
         let limits = options.limits
         let highWatermark = max(2, options.inboundReadsBufferedMax)
+        let tlsContext: NIOSSLContext?
+        switch (options.tls, address) {
+        case (nil, _):
+            tlsContext = nil
+        case (let tls?, .tcp):
+            do {
+                tlsContext = try Self.clientTLSContext(tls)
+            } catch {
+                throw CohortError.tlsFailed("cannot load the TLS files: \(error)")
+            }
+        case (_?, .unix):
+            throw CohortError.tlsFailed("TLS is for TCP connections; the Unix socket is local")
+        }
+        let serverHostname: String? = {
+            guard case .tcp(let host, _) = address, !host.contains(":"), host.split(separator: ".").count != 4 || Int(host.split(separator: ".")[0]) == nil else { return nil }
+            return host
+        }()
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let accepted = channel.eventLoop.makePromise(of: ConnectAccept.self)
                 let sync = channel.pipeline.syncOperations
+                if let tlsContext {
+                    try sync.addHandler(try NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
+                }
                 try sync.addHandler(ByteToMessageHandler(FrameBatchDecoder<DaemonFrame>(limits: limits)))
-                try sync.addHandler(HandshakeHandler(request: request, authenticator: authenticator, accepted: accepted))
+                try sync.addHandler(HandshakeHandler(
+                    request: request, authenticator: authenticator, tls: tlsContext != nil, accepted: accepted))
                 let asyncChannel = try NIOAsyncChannel<[DaemonFrame], ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(backPressureStrategy: .init(lowWatermark: highWatermark / 2, highWatermark: highWatermark)))
@@ -87,11 +109,13 @@ public enum CohortClient {
             handshakeDeadline.cancel()
         } catch {
             handshakeDeadline.cancel()
-            try? await channel.channel.close()
+            // Through executeThenClose, which finishes the async channel's writer: NIO traps on
+            // an async writer released unfinished (seen when a TLS handshake failed).
+            try? await channel.executeThenClose { _, _ in }
             throw error is CohortError ? error : CohortError.connectFailed(address: address.description, reason: "\(error)")
         }
         guard accept.architecture == options.architecture.name else {
-            try? await channel.channel.close()
+            try? await channel.executeThenClose { _, _ in }
             throw CohortError.rejected(.architectureRefused, reason:
                 "daemon runs architecture '\(accept.architecture)', client was started with '\(options.architecture.name)'")
         }
@@ -102,25 +126,40 @@ public enum CohortClient {
         }
     }
 
+    /// The client side of TLS: trust the given roots, verify the daemon's name (or IP address),
+    /// present the client certificate if one is given.
+    static func clientTLSContext(_ tls: TLSClientOptions) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.trustRoots = .file(tls.trustRootsFile)
+        configuration.certificateVerification = .fullVerification
+        if let certificateFile = tls.certificateFile, let keyFile = tls.privateKeyFile {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     /// Connects under a throw-away private name, asks for the daemon's status and disconnects.
     public static func status(
         of address: DaemonAddress, architecture: Architecture = .plain, credentials: Credentials = .none,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        tls: TLSClientOptions? = nil, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> DaemonStatus {
         try await request(.statusRequest, named: "status", at: address, architecture: architecture, credentials: credentials,
-                          eventLoopGroup: eventLoopGroup)
+                          tls: tls, eventLoopGroup: eventLoopGroup)
     }
 
     /// Sends one request under a throw-away private name (no membership notifications) and
     /// returns the status the daemon answers with; a non-fatal error answer is thrown.
     private static func request(
         _ frame: ClientFrame, named prefix: String, at address: DaemonAddress, architecture: Architecture,
-        credentials: Credentials, eventLoopGroup: any EventLoopGroup
+        credentials: Credentials, tls: TLSClientOptions?, eventLoopGroup: any EventLoopGroup
     ) async throws -> DaemonStatus {
         var options = ConnectionOptions(name: "\(prefix)-\(UInt32.random(in: 0...UInt32.max))")
         options.wantsMembership = false
         options.architecture = architecture
         options.credentials = credentials
+        options.tls = tls
         return try await withConnection(to: address, options: options, eventLoopGroup: eventLoopGroup) { connection in
             try await connection.send(frame)
             for try await event in connection.events {
@@ -140,10 +179,10 @@ public enum CohortClient {
     /// ``ErrorCode/notPermitted`` when the daemon does not allow it.
     public static func dropPeers(
         _ peers: [String], at address: DaemonAddress, architecture: Architecture = .plain, credentials: Credentials = .none,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        tls: TLSClientOptions? = nil, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> DaemonStatus {
         try await request(.dropPeers(peers), named: "fault", at: address, architecture: architecture, credentials: credentials,
-                          eventLoopGroup: eventLoopGroup)
+                          tls: tls, eventLoopGroup: eventLoopGroup)
     }
 }
 

@@ -26,6 +26,9 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
     /// daemon did not prove what the method requires of it (e.g. that it holds the password's
     /// verifier). The connection is closed.
     case authenticationFailed(String)
+    /// The TLS handshake failed: the daemon's certificate did not verify, or the daemon refused
+    /// this client's certificate (expired, from another CA, missing); the reason names the alert.
+    case tlsFailed(String)
 
     public var description: String {
         switch self {
@@ -40,6 +43,7 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
         case .refused(let reason): "refused by the security architecture: \(reason)"
         case .daemonError(let code, let reason): "daemon refused the request (\(code)): \(reason)"
         case .authenticationFailed(let reason): "authentication failed on the client side: \(reason)"
+        case .tlsFailed(let reason): "TLS handshake failed: \(reason)"
         }
     }
 }

@@ -13,6 +13,8 @@ public struct ConnectionOptions: Sendable {
     public var limits = Limits()
     /// Who the client is to the daemon: selects the authentication method (``Credentials``).
     public var credentials: Credentials = .none
+    /// TLS for a TCP connection (to the daemon's `tlsClientPort`); `nil` connects in the clear.
+    public var tls: TLSClientOptions?
     /// How long to wait for the TCP connection and the handshake.
     public var connectTimeout: Duration = .seconds(10)
     /// Socket reads (each up to a read buffer of frames) held in the library for the
@@ -37,6 +39,9 @@ public enum Credentials: Sendable, Hashable, CustomStringConvertible {
     /// Method `peer-credentials`: over the daemon's Unix socket, the client is the local user
     /// its process runs as (the kernel tells the daemon).
     case peerCredentials
+    /// Method `certificate`: the client certificate of ``ConnectionOptions/tls``, which the
+    /// daemon verified in the TLS handshake, names the principal.
+    case certificate
 
     /// The name of the method these credentials use.
     public var method: String {
@@ -44,13 +49,14 @@ public enum Credentials: Sendable, Hashable, CustomStringConvertible {
         case .none: NoAuthentication().name
         case .password: PasswordAuthentication.name
         case .peerCredentials: PeerCredentialsAuthentication.name
+        case .certificate: CertificateAuthentication.name
         }
     }
 
     /// The client side of the method, with a fresh nonce.
     func makeAuthenticator() -> any ClientAuthenticator {
         switch self {
-        case .none, .peerCredentials:
+        case .none, .peerCredentials, .certificate:
             return NoDataClientAuthenticator(method: method)
         case .password(let user, let password):
             var generator = SystemRandomNumberGenerator()
@@ -65,6 +71,25 @@ public enum Credentials: Sendable, Hashable, CustomStringConvertible {
         case .none: "none"
         case .password(let user, _): "password (user \(user))"
         case .peerCredentials: "peer-credentials"
+        case .certificate: "certificate"
         }
+    }
+}
+
+/// TLS toward a daemon: whom to trust, and the client certificate to present.
+public struct TLSClientOptions: Sendable, Hashable {
+    /// CA certificates (PEM) the daemon's certificate must chain to; it must also name the
+    /// host connected to (DNS name or IP address).
+    public var trustRootsFile: String
+    /// The client certificate chain (PEM), for method `certificate` or a daemon that requires one.
+    public var certificateFile: String?
+    /// Its private key (PEM).
+    public var privateKeyFile: String?
+
+    /// Options that trust `trustRootsFile` and present no certificate.
+    public init(trustRootsFile: String, certificateFile: String? = nil, privateKeyFile: String? = nil) {
+        self.trustRootsFile = trustRootsFile
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
     }
 }

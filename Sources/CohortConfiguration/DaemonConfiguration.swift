@@ -20,6 +20,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         public var clientPort: Int?
         /// Unix domain socket path for local clients; `null` disables it.
         public var socketPath: String?
+        /// TCP port for TLS clients (needs the `tls` section); `null` disables it.
+        public var tlsClientPort: Int?
         /// The daemon's Ed25519 public key, base64 (`cohort keygen` prints it). When every entry
         /// has one, daemons authenticate each other (`docs/daemon-authentication.md`).
         public var publicKey: String?
@@ -41,7 +43,9 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             self.privateKeyFile = privateKeyFile
         }
 
-        private enum CodingKeys: String, CodingKey { case name, host, daemonPort, clientPort, socketPath, publicKey, privateKeyFile }
+        private enum CodingKeys: String, CodingKey {
+            case name, host, daemonPort, clientPort, socketPath, publicKey, privateKeyFile, tlsClientPort
+        }
 
         /// Decodes an entry; `host` defaults to 127.0.0.1.
         public init(from decoder: any Decoder) throws {
@@ -53,6 +57,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             socketPath = try container.decodeIfPresent(String.self, forKey: .socketPath)
             publicKey = try container.decodeIfPresent(String.self, forKey: .publicKey)
             privateKeyFile = try container.decodeIfPresent(String.self, forKey: .privateKeyFile)
+            tlsClientPort = try container.decodeIfPresent(Int.self, forKey: .tlsClientPort)
         }
 
         /// The 32 bytes of ``publicKey``, if it is set and valid.
@@ -77,9 +82,48 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     /// Authentication methods offered to clients, in order of preference (`none`, `password`;
     /// `docs/authentication.md`).
     public var authMethods: [String] = ["none"]
+    /// Methods every client must pass on top of the one it picks, for the same principal: only
+    /// methods without an exchange (`certificate`, `peer-credentials`), and offered ones.
+    public var requiredAuthMethods: [String] = []
     /// The users file of method `password` (written by `cohort passwd`); a relative path is
     /// taken from the configuration file's folder. Reloaded on SIGHUP.
     public var usersFile: String?
+    /// TLS for client links (`docs/authentication.md`, "TLS"): used by every daemon entry with a
+    /// `tlsClientPort`.
+    public var tls: TLS?
+
+    /// The daemon's TLS certificate and what it asks of clients. Paths relative to the
+    /// configuration file's folder.
+    public struct TLS: Codable, Sendable, Equatable {
+        /// The daemon's certificate chain (PEM), leaf first.
+        public var certificateFile: String
+        /// Its private key (PEM).
+        public var privateKeyFile: String
+        /// CA certificates (PEM) that client certificates must chain to.
+        public var clientCAFile: String?
+        /// `none`, `optional` (verified when presented) or `required`.
+        public var clientCertificates: String = "optional"
+
+        /// Creates the section.
+        public init(certificateFile: String, privateKeyFile: String, clientCAFile: String? = nil, clientCertificates: String = "optional") {
+            self.certificateFile = certificateFile
+            self.privateKeyFile = privateKeyFile
+            self.clientCAFile = clientCAFile
+            self.clientCertificates = clientCertificates
+        }
+
+        private enum CodingKeys: String, CodingKey { case certificateFile, privateKeyFile, clientCAFile, clientCertificates }
+
+        /// Decodes the section; `clientCertificates` defaults to `optional`.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            certificateFile = try container.decode(String.self, forKey: .certificateFile)
+            privateKeyFile = try container.decode(String.self, forKey: .privateKeyFile)
+            clientCAFile = try container.decodeIfPresent(String.self, forKey: .clientCAFile)
+            clientCertificates = try container.decodeIfPresent(String.self, forKey: .clientCertificates) ?? "optional"
+        }
+    }
+
     /// The access-control policy file (`docs/access-control.md`); a relative path is taken
     /// from the configuration file's folder; `null` allows every operation. Reloaded on SIGHUP.
     public var accessPolicyFile: String?
@@ -199,7 +243,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case daemons, architecture, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
-        case usersFile, authFailuresBurst, authFailureRefillSeconds, accessPolicyFile
+        case usersFile, authFailuresBurst, authFailureRefillSeconds, accessPolicyFile, tls, requiredAuthMethods
         case clientsMax, metricsPort, logLevel, membership
     }
 
@@ -217,7 +261,9 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
             ?? defaults.handshakeTimeoutSeconds
         authMethods = try container.decodeIfPresent([String].self, forKey: .authMethods) ?? defaults.authMethods
         usersFile = try container.decodeIfPresent(String.self, forKey: .usersFile)
+        requiredAuthMethods = try container.decodeIfPresent([String].self, forKey: .requiredAuthMethods) ?? []
         accessPolicyFile = try container.decodeIfPresent(String.self, forKey: .accessPolicyFile)
+        tls = try container.decodeIfPresent(TLS.self, forKey: .tls)
         authFailuresBurst = try container.decodeIfPresent(Int.self, forKey: .authFailuresBurst) ?? defaults.authFailuresBurst
         authFailureRefillSeconds = try container.decodeIfPresent(Double.self, forKey: .authFailureRefillSeconds)
             ?? defaults.authFailureRefillSeconds
@@ -252,6 +298,12 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         func resolved(_ file: String?) -> String? { file.map { $0.hasPrefix("/") ? $0 : folder + "/" + $0 } }
         configuration.usersFile = resolved(configuration.usersFile)
         configuration.accessPolicyFile = resolved(configuration.accessPolicyFile)
+        if var tls = configuration.tls {
+            tls.certificateFile = resolved(tls.certificateFile) ?? tls.certificateFile
+            tls.privateKeyFile = resolved(tls.privateKeyFile) ?? tls.privateKeyFile
+            tls.clientCAFile = resolved(tls.clientCAFile)
+            configuration.tls = tls
+        }
         for index in configuration.daemons.indices {
             configuration.daemons[index].privateKeyFile = resolved(configuration.daemons[index].privateKeyFile)
         }
@@ -276,6 +328,17 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
                 throw .invalid("daemon \(daemon.name) has neither a client port nor a socket path")
             }
         }
+        for daemon in daemons where daemon.tlsClientPort != nil && tls == nil {
+            throw .invalid("daemon \(daemon.name) has a tlsClientPort but the configuration has no tls section")
+        }
+        if let tls {
+            guard ["none", "optional", "required"].contains(tls.clientCertificates) else {
+                throw .invalid("tls.clientCertificates must be none, optional or required")
+            }
+            guard tls.clientCertificates == "none" || tls.clientCAFile != nil else {
+                throw .invalid("tls.clientCertificates \(tls.clientCertificates) needs tls.clientCAFile")
+            }
+        }
         let keyed = daemons.filter { $0.publicKey != nil }
         guard keyed.isEmpty || keyed.count == daemons.count else {
             throw .invalid("daemons \(daemons.filter { $0.publicKey == nil }.map(\.name).joined(separator: ", ")) have no publicKey: give every daemon one (daemon authentication) or none")
@@ -293,6 +356,12 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         guard slowClientTimeoutSeconds > 0 else { throw .invalid("slowClientTimeoutSeconds must be positive") }
         guard clientsMax > 0 else { throw .invalid("clientsMax must be positive") }
         guard !authMethods.isEmpty else { throw .invalid("authMethods must name at least one method") }
+        for name in requiredAuthMethods {
+            guard ["certificate", "peer-credentials"].contains(name) else {
+                throw .invalid("requiredAuthMethods may list certificate and peer-credentials (methods without an exchange), not \(name)")
+            }
+            guard authMethods.contains(name) else { throw .invalid("required method \(name) is not in authMethods") }
+        }
         guard authFailuresBurst > 0 else { throw .invalid("authFailuresBurst must be positive") }
         guard authFailureRefillSeconds > 0 else { throw .invalid("authFailureRefillSeconds must be positive") }
     }

@@ -92,15 +92,20 @@ final class DaemonRuntime {
 
     // MARK: - Sessions
 
-    /// Registers a new client channel and returns its session.
-    func open(_ channel: any Channel) -> SessionID {
+    /// Time a client has for its handshake (the shell also bounds a stalled TLS handshake).
+    var handshakeTimeout: Duration { core.settings.handshakeTimeout }
+
+    /// Registers a new client channel and returns its session; `certificatePrincipal` is what
+    /// a verified TLS client certificate names.
+    func open(_ channel: any Channel, certificatePrincipal: String? = nil) -> SessionID {
         eventLoop.preconditionInEventLoop()
         let session = SessionID(nextSessionNumber)
         nextSessionNumber += 1
         channels[session] = SessionIO(session: session, channel: channel)
         if intakePaused { setAutoRead(false, on: channel) }
         metrics.sessionsOpened.increment()
-        let origin = Self.origin(of: channel)
+        var origin = Self.origin(of: channel)
+        origin.certificatePrincipal = certificatePrincipal
         logger.debug("session opened", metadata: ["session": "\(session)", "peer": "\(origin.address)"])
         handle(.sessionOpened(session, origin))
         return session

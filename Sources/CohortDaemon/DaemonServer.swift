@@ -7,6 +7,7 @@ import Foundation
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One running daemon: listeners for TCP and Unix-socket clients and the links to its peer
 /// daemons, around a ``DaemonCore``.
@@ -78,6 +79,14 @@ public final class DaemonServer: Sendable {
                 listeners.append(channel)
                 boundPort = channel.localAddress?.port
                 addresses.append("\(settings.clientHost):\(boundPort ?? port)")
+            }
+            if let port = settings.tlsClientPort {
+                guard let tls = settings.tls else { throw ConfigurationError.invalid("tlsClientPort needs the tls section") }
+                let context = try serverTLSContext(tls)
+                let channel = try await bootstrap(group: group, runtime: runtime, settings: settings, logger: logger, tcp: true, tls: context)
+                    .bind(host: settings.clientHost, port: port).get()
+                listeners.append(channel)
+                addresses.append("tls:\(settings.clientHost):\(channel.localAddress?.port ?? port)")
             }
             if let path = settings.socketPath {
                 let channel = try await bootstrap(group: group, runtime: runtime, settings: settings, logger: logger, tcp: false)
@@ -172,9 +181,26 @@ public final class DaemonServer: Sendable {
         }
     }
 
+    /// The server side of TLS: the daemon's certificate chain and key, and the client
+    /// certificates it asks for, verified against `clientCAFile` (the chain, the dates and the
+    /// key possession; NIOSSL/BoringSSL).
+    static func serverTLSContext(_ tls: DaemonConfiguration.TLS) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)))
+        configuration.minimumTLSVersion = .tlsv12
+        if let ca = tls.clientCAFile { configuration.trustRoots = .file(ca) }
+        switch tls.clientCertificates {
+        case "required": configuration.certificateVerification = .noHostnameVerification
+        case "optional": configuration.certificateVerification = .optionalVerification
+        default: configuration.certificateVerification = .none
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     private static func bootstrap(
         group: MultiThreadedEventLoopGroup, runtime: NIOLoopBound<DaemonRuntime>, settings: DaemonSettings,
-        logger: Logger, tcp: Bool
+        logger: Logger, tcp: Bool, tls: NIOSSLContext? = nil
     ) -> ServerBootstrap {
         let queueBytesMax = settings.clientQueueBytesMax
         var bootstrap = ServerBootstrap(group: group)
@@ -190,7 +216,12 @@ public final class DaemonServer: Sendable {
         let limits = settings.limits
         return bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = ClientSessionHandler(runtime: runtime.value, logger: logger)
+                let handler = ClientSessionHandler(runtime: runtime.value, logger: logger, tls: tls != nil)
+                if let tls {
+                    // TLS first: the session opens once its handshake completes (the handler
+                    // waits for TLSUserEvent.handshakeCompleted), so nothing is written before.
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                }
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameBatchDecoder<ClientFrame>(limits: limits)))
                 try channel.pipeline.syncOperations.addHandler(handler)
             }

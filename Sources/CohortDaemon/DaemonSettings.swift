@@ -10,6 +10,10 @@ public struct DaemonSettings: Sendable {
     public var clientHost: String = "127.0.0.1"
     /// TCP client port (0 picks a free port); `nil` disables TCP clients.
     public var clientPort: Int? = 4803
+    /// TLS client port (0 picks a free port); `nil` disables TLS clients.
+    public var tlsClientPort: Int?
+    /// The TLS certificate, key and client-certificate policy (needed with ``tlsClientPort``).
+    public var tls: DaemonConfiguration.TLS?
     /// Unix domain socket path; `nil` disables local IPC.
     public var socketPath: String?
     /// The security architecture.
@@ -27,6 +31,8 @@ public struct DaemonSettings: Sendable {
     public var authMethods: [String] = ["none"]
     /// The users file of method `password`.
     public var usersFile: String?
+    /// Methods every client must pass on top of the one it picks.
+    public var requiredAuthMethods: [String] = []
     /// The public keys of every daemon of the configuration (empty: daemons are not
     /// authenticated).
     public var daemonPublicKeys: [String: [UInt8]] = [:]
@@ -60,6 +66,8 @@ public struct DaemonSettings: Sendable {
         clientHost = entry.host
         clientPort = entry.clientPort
         socketPath = entry.socketPath
+        tlsClientPort = entry.tlsClientPort
+        tls = configuration.tls
         do {
             architecture = try Architecture.named(configuration.architecture)
         } catch {
@@ -71,6 +79,7 @@ public struct DaemonSettings: Sendable {
         slowClientTimeout = .milliseconds(Int64(configuration.slowClientTimeoutSeconds * 1000))
         authMethods = configuration.authMethods
         usersFile = configuration.usersFile
+        requiredAuthMethods = configuration.requiredAuthMethods
         accessPolicyFile = configuration.accessPolicyFile
         privateKeyFile = entry.privateKeyFile
         for daemon in configuration.daemons {
@@ -95,6 +104,7 @@ public struct DaemonSettings: Sendable {
         settings.incarnation = incarnation
         settings.limits = limits
         settings.throttle = throttle
+        settings.requiredAuthMethods = requiredAuthMethods
         settings.clientsMax = clientsMax
         settings.handshakeTimeout = handshakeTimeout
         settings.slowClientTimeout = slowClientTimeout

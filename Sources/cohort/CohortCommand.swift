@@ -10,6 +10,6 @@ struct CohortCommand: AsyncParsableCommand {
         version: CohortVersion.string,
         subcommands: [
             DemoCommand.self, ClusterCommand.self, ListenCommand.self, SendCommand.self, FloodCommand.self,
-            UserCommand.self, StatusCommand.self, FaultCommand.self, SimulateCommand.self, PasswdCommand.self, KeygenCommand.self,
+            UserCommand.self, StatusCommand.self, FaultCommand.self, SimulateCommand.self, PasswdCommand.self, KeygenCommand.self, CertsCommand.self,
         ])
 }

@@ -22,6 +22,15 @@ struct ConnectionArguments: ParsableArguments {
     @Option(help: "File whose first line is the password of --user.")
     var passwordFile: String?
 
+    @Option(help: "Connect with TLS, trusting these CA certificates (PEM) for the daemon's certificate.")
+    var tlsCa: String?
+
+    @Option(help: "Client certificate (PEM) to present over TLS (method certificate).")
+    var tlsCert: String?
+
+    @Option(help: "Private key (PEM) of --tls-cert.")
+    var tlsKey: String?
+
     func address() throws -> DaemonAddress {
         do { return try DaemonAddress(parsing: daemon) } catch { throw ValidationError(error.description) }
     }
@@ -31,20 +40,30 @@ struct ConnectionArguments: ParsableArguments {
         options.wantsMembership = wantsMembership
         do { options.architecture = try Architecture.named(architecture) } catch { throw ValidationError(error.description) }
         options.credentials = try credentials()
+        if let tlsCa {
+            guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+            options.tls = TLSClientOptions(trustRootsFile: tlsCa, certificateFile: tlsCert, privateKeyFile: tlsKey)
+        } else if tlsCert != nil || tlsKey != nil {
+            throw ValidationError("--tls-cert and --tls-key need --tls-ca")
+        }
         return options
     }
 
     /// The credentials the flags select: `--auth`, or method password with `--user`, else none.
     func credentials() throws -> Credentials {
         switch auth ?? (user == nil ? "none" : "password") {
-        case "none", "peer-credentials":
+        case "none", "peer-credentials", "certificate":
             if user != nil || passwordFile != nil { throw ValidationError("--user and --password-file go with --auth password") }
-            return auth == "peer-credentials" ? .peerCredentials : .none
+            switch auth {
+            case "peer-credentials": return .peerCredentials
+            case "certificate": return .certificate
+            default: return .none
+            }
         case "password":
             guard let user else { throw ValidationError("--auth password needs --user") }
             return .password(user: user, password: try readPassword(file: passwordFile, prompt: "Password for \(user): "))
         case let other:
-            throw ValidationError("unknown authentication method '\(other)'; one of none, password, peer-credentials")
+            throw ValidationError("unknown authentication method '\(other)'; one of none, password, peer-credentials, certificate")
         }
     }
 }

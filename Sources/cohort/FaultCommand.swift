@@ -32,7 +32,7 @@ struct FaultCommand: AsyncParsableCommand {
 
         func run() async throws {
             let options = try connection.options(name: "fault", wantsMembership: false)
-            let status = try await CohortClient.dropPeers(peers, at: try connection.address(), architecture: options.architecture, credentials: options.credentials)
+            let status = try await CohortClient.dropPeers(peers, at: try connection.address(), architecture: options.architecture, credentials: options.credentials, tls: options.tls)
             emit("\(status.daemonName) drops: \(status.droppedPeers.isEmpty ? "nothing" : status.droppedPeers.joined(separator: " "))")
         }
     }

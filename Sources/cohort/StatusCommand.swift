@@ -15,7 +15,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let options = try connection.options(name: "status", wantsMembership: false)
-        let status = try await CohortClient.status(of: try connection.address(), architecture: options.architecture, credentials: options.credentials)
+        let status = try await CohortClient.status(of: try connection.address(), architecture: options.architecture, credentials: options.credentials, tls: options.tls)
         if json {
             let object: [String: Any] = [
                 "daemon": status.daemonName, "version": status.version, "architecture": status.architecture,

@@ -53,11 +53,29 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     @Option(help: "Authentication methods offered to clients, comma-separated in order of preference: \(AuthenticationMethods.available.joined(separator: ", ")).")
     var auth: String?
 
+    @Option(help: "Methods every client must also pass, comma-separated: certificate, peer-credentials (same principal).")
+    var authRequired: String?
+
     @Option(help: "Users file of method password (written by `cohort passwd`); reloaded on SIGHUP.")
     var users: String?
 
     @Option(help: "Access-control policy file (YAML, docs/access-control.md); reloaded on SIGHUP. Without one, every operation is allowed.")
     var policy: String?
+
+    @Option(help: "TCP port for TLS clients (0 picks a free port); needs --tls-cert and --tls-key (or the tls section).")
+    var tlsPort: Int?
+
+    @Option(help: "The daemon's TLS certificate chain (PEM).")
+    var tlsCert: String?
+
+    @Option(help: "The daemon's TLS private key (PEM).")
+    var tlsKey: String?
+
+    @Option(help: "CA certificates (PEM) that client certificates must chain to.")
+    var tlsClientCa: String?
+
+    @Option(help: "Client certificates: none, optional (verified when presented), required.")
+    var tlsClientCertificates: String?
 
     @Flag(help: "Accept fault-injection commands from clients (`cohort fault`): for tests only.")
     var faultInjection = false
@@ -81,13 +99,26 @@ struct CohortDaemonCommand: AsyncParsableCommand {
         if let logLevel { configuration.logLevel = logLevel }
         if let auth { configuration.authMethods = auth.split(separator: ",").map { String($0) } }
         if let users { configuration.usersFile = users }
+        if let authRequired { configuration.requiredAuthMethods = authRequired.split(separator: ",").map { String($0) } }
         if let policy { configuration.accessPolicyFile = policy }
+        if let tlsCert, let tlsKey {
+            // Without a client CA, TLS only protects the link and proves the daemon.
+            configuration.tls = .init(
+                certificateFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: tlsClientCa,
+                clientCertificates: tlsClientCertificates ?? (tlsClientCa == nil ? "none" : "optional"))
+        } else if tlsCert != nil || tlsKey != nil {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        } else {
+            if let tlsClientCa { configuration.tls?.clientCAFile = tlsClientCa }
+            if let tlsClientCertificates { configuration.tls?.clientCertificates = tlsClientCertificates }
+        }
         try configuration.validate()
         var settings = try DaemonSettings(configuration: configuration, name: name)
         if let host { settings.clientHost = host }
         if let port { settings.clientPort = port }
         if let socket { settings.socketPath = socket }
         if noSocket { settings.socketPath = nil }
+        if let tlsPort { settings.tlsClientPort = tlsPort }
         settings.faultInjection = faultInjection
         guard let level = Logger.Level(rawValue: configuration.logLevel) else {
             throw ValidationError("unknown log level '\(configuration.logLevel)'")

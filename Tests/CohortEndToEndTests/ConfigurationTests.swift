@@ -98,6 +98,10 @@ struct ConfigurationTests {
         ("daemons:\n  - name: d1\n    clientPort: 1\n    daemonPort: 2\n    publicKey: \(String(repeating: "A", count: 43))=\n  - name: d2\n    clientPort: 3\n    daemonPort: 4\n",
          "d2 have no publicKey"),
         ("daemons:\n  - name: d1\n    clientPort: 1\n    publicKey: c2hvcnQ=\n", "not the base64 of 32 bytes"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\n    tlsClientPort: 2\n", "no tls section"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\ntls:\n  certificateFile: c\n  privateKeyFile: k\n  clientCertificates: maybe\n", "none, optional or required"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\ntls:\n  certificateFile: c\n  privateKeyFile: k\n  clientCertificates: required\n", "needs tls.clientCAFile"),
+        ("daemons:\n  - name: d1\n    clientPort: 1\ntls:\n  certificateFile: c\n  privateKeyFile: k\n", "needs tls.clientCAFile"),
     ])
     func invalid(yaml: String, reason: String) {
         do {

@@ -318,4 +318,37 @@ struct ProcessTests {
         let log = await Self.finish(daemon)
         #expect(log.errors.contains("audit=access"), "\(log.errors)")
     }
+
+    @Test("cohort certs makes a CA and certificates; cohortd serves TLS clients; the CLI connects with a client certificate")
+    func tls() async throws {
+        let folder = try makeTemporaryFolder("cohort-certs")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let certs = try await Self.run(Self.cohort, ["certs", "--dir", folder.path, "--daemons", "d1", "--clients", "alice"])
+        #expect(certs.status == 0, "\(certs.errors)")
+        func file(_ name: String) -> String { folder.appendingPathComponent(name).path }
+        let keyMode = try FileManager.default.attributesOfItem(atPath: file("alice.key"))[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        let socket = file("d.sock")
+        let port = try LocalCluster.freePorts(1)
+        let daemon = try Self.launch(Self.cohortd, [
+            "--port", "0", "--socket", socket, "--auth", "certificate", "--tls-port", "\(port)",
+            "--tls-cert", file("d1.crt"), "--tls-key", file("d1.key"), "--tls-client-ca", file("ca.crt"),
+        ])
+        defer { if daemon.0.isRunning { daemon.0.terminate() } }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: socket), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+
+        let good = try await Self.run(Self.cohort, [
+            "status", "--daemon", "127.0.0.1:\(port)", "--auth", "certificate",
+            "--tls-ca", file("ca.crt"), "--tls-cert", file("alice.crt"), "--tls-key", file("alice.key"),
+        ])
+        #expect(good.status == 0, "\(good.errors)")
+        let untrusted = try await Self.run(Self.cohort, [
+            "status", "--daemon", "127.0.0.1:\(port)", "--auth", "certificate", "--tls-ca", file("alice.crt"),
+        ])
+        #expect(untrusted.status != 0)
+        #expect(untrusted.errors.contains("TLS handshake failed"), "\(untrusted.errors)")
+        daemon.0.terminate()
+        _ = await Self.finish(daemon)
+    }
 }

@@ -418,3 +418,40 @@ struct AuthenticationFuzzTests {
         #expect(harness.authenticated.isEmpty)
     }
 }
+
+@Suite("Authentication: several methods required")
+struct RequiredMethodsTests {
+    func handshake(peer: PeerCredentials?) -> Result<ConnectAccept, HandshakeFailure> {
+        var settings = DaemonCore.Settings(daemonName: "d1")
+        settings.requiredAuthMethods = ["peer-credentials"]
+        var harness = AuthHarness(methods: passwordMethods() + [PeerCredentialsAuthentication()])
+        harness.core = try! DaemonCore(
+            settings: settings, hooks: PlainDaemonHooks(), authentication: passwordMethods() + [PeerCredentialsAuthentication()])
+        _ = harness.core.on(.start, now: harness.now)
+        var scram = client("alice", "wonderland")
+        let session = SessionID(1)
+        harness.feed(.sessionOpened(session, ClientOrigin(source: "unix", address: "unix", peerCredentials: peer)))
+        harness.feed(.frame(session, .connect(ConnectRequest(privateName: "a", authMethod: "password", authData: scram.firstMessage()))))
+        guard case .authChallenge(_, let challenge)? = harness.last(session) else { return .failure(.client("no challenge")) }
+        harness.feed(.frame(session, .authResponse(try! scram.respond(to: challenge))))
+        switch harness.last(session) {
+        case .accept(let accept)?: return .success(accept)
+        case .reject(let code, _)?: return .failure(.rejected(code))
+        default: return .failure(.client("no answer"))
+        }
+    }
+
+    @Test("a password and the local user must name the same principal")
+    func passwordAndPeer() {
+        #expect((try? handshake(peer: PeerCredentials(uid: 1, gid: 1, pid: 1, userName: "alice")).get())?.principal == Principal("alice"))
+        #expect(handshake(peer: PeerCredentials(uid: 2, gid: 2, pid: 2, userName: "bob")) == .failure(.rejected(.authFailed)))
+        #expect(handshake(peer: nil) == .failure(.rejected(.authFailed)))
+    }
+
+    @Test("a required method must be offered")
+    func notOffered() {
+        var settings = DaemonCore.Settings(daemonName: "d1")
+        settings.requiredAuthMethods = ["certificate"]
+        #expect(throws: WireError.self) { try DaemonCore(settings: settings, hooks: PlainDaemonHooks(), authentication: passwordMethods()) }
+    }
+}

@@ -86,12 +86,15 @@ public struct ClientOrigin: Hashable, Sendable, CustomStringConvertible {
     public var address: String
     /// The uid and gid of a Unix-socket client, from the kernel (SO_PEERCRED).
     public var peerCredentials: PeerCredentials?
+    /// The principal named by the client certificate that TLS verified (method `certificate`).
+    public var certificatePrincipal: String?
 
     /// Creates an origin.
-    public init(source: String, address: String, peerCredentials: PeerCredentials? = nil) {
+    public init(source: String, address: String, peerCredentials: PeerCredentials? = nil, certificatePrincipal: String? = nil) {
         self.source = source
         self.address = address
         self.peerCredentials = peerCredentials
+        self.certificatePrincipal = certificatePrincipal
     }
 
     /// An origin for tests and simulations.

@@ -20,6 +20,10 @@ public struct DaemonCore: Sendable {
         public var limits = Limits()
         /// How repeated authentication failures from one source are slowed down.
         public var throttle = AuthenticationThrottle.Settings()
+        /// Methods every client must also pass, whichever it picked: offered methods that need
+        /// no exchange (e.g. `certificate`, `peer-credentials`), run on the same connection;
+        /// each must accept the same principal as the picked method.
+        public var requiredAuthMethods: [String] = []
         /// Most clients served at once.
         public var clientsMax: Int = 10_000
         /// Time a client has to complete the handshake.
@@ -179,6 +183,9 @@ public struct DaemonCore: Sendable {
     ) throws(WireError) {
         try settings.limits.validate()
         try Self.validate(authentication)
+        for name in settings.requiredAuthMethods where !authentication.contains(where: { $0.name == name }) {
+            throw .invalidValue("required authentication method \(name) is not offered")
+        }
         guard MemberID.isValidPart(settings.daemonName, bytesMax: settings.limits.daemonNameBytesMax) else {
             throw .invalidDaemonName(settings.daemonName)
         }
@@ -464,6 +471,15 @@ public struct DaemonCore: Sendable {
         case .refused(let refusal):
             return refuse(session, method: method, origin: state.origin, now: now, refusal)
         case .accepted(let principal, let finalData):
+            // Methods required on top of the picked one must vouch for the same principal.
+            for name in settings.requiredAuthMethods where name != method {
+                guard var required = authenticationMethods.first(where: { $0.name == name }) else { continue }
+                guard case .accepted(let vouched, _) = required.start([], origin: state.origin), vouched == principal else {
+                    return refuse(session, method: method, origin: state.origin, now: now, AuthenticationRefusal(
+                        .authFailed, reason: "method \(name) is also required, for the same principal", label: "required_method",
+                        detail: "\(method) accepted \(principal), \(name) did not vouch for it"))
+                }
+            }
             // The name may have been taken, or the daemon filled up, during a long exchange.
             if let refusal = admissionRefusal(of: state.member) { return reject(session, refusal.code, refusal.reason) }
             sessions[session] = .established(

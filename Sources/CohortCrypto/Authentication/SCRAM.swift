@@ -60,9 +60,13 @@ public enum SCRAM {
 
     /// What a server stores for a user (RFC 5802 §3): never the password.
     public struct Verifier: Hashable, Sendable {
+        /// The random salt of the password hash.
         public var salt: [UInt8]
+        /// PBKDF2 iterations of the password hash.
         public var iterations: Int
+        /// StoredKey = SHA-256(ClientKey): checks the client's proof.
         public var storedKey: [UInt8]
+        /// ServerKey: signs the server's final message.
         public var serverKey: [UInt8]
 
         /// The verifier of `password` under `salt` (16 random bytes are usual).

@@ -5,7 +5,9 @@ import CohortCrypto
 /// configuration file). Adding a method is one file in this folder and one line here.
 public enum AuthenticationMethods {
     /// The names a daemon can offer.
-    public static let available = [NoAuthentication().name, PasswordAuthentication.name, PeerCredentialsAuthentication.name]
+    public static let available = [
+        NoAuthentication().name, PasswordAuthentication.name, PeerCredentialsAuthentication.name, CertificateAuthentication.name,
+    ]
 
     /// Makes the methods named in `names`, in that order. `usersFileText` is the users file
     /// (needed when `password` is offered); `nonceSecret` is 32 fresh bytes from a
@@ -23,6 +25,8 @@ public enum AuthenticationMethods {
                 return NoAuthentication()
             case PeerCredentialsAuthentication.name:
                 return PeerCredentialsAuthentication()
+            case CertificateAuthentication.name:
+                return CertificateAuthentication()
             case PasswordAuthentication.name:
                 guard let usersFileText else {
                     throw AuthenticationSetupError("method password needs a users file (usersFile in the configuration, or --users)")
