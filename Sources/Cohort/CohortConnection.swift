@@ -59,8 +59,9 @@ public enum CohortClient {
         case (_?, .unix):
             throw CohortError.tlsFailed("TLS is for TCP connections; the Unix socket is local")
         }
+        // SNI and name checks take a host name; for an IP address NIOSSL checks the IP SAN.
         let serverHostname: String? = {
-            guard case .tcp(let host, _) = address, !host.contains(":"), host.split(separator: ".").count != 4 || Int(host.split(separator: ".")[0]) == nil else { return nil }
+            guard case .tcp(let host, _) = address, (try? SocketAddress(ipAddress: host, port: 0)) == nil else { return nil }
             return host
         }()
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(NIOAsyncChannel<[DaemonFrame], ByteBuffer>, EventLoopFuture<ConnectAccept>)> = { channel in

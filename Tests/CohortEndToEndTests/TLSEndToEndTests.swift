@@ -44,8 +44,11 @@ private struct TestCertificates {
 
 @Suite("End to end: TLS for client links and method certificate", .timeLimit(.minutes(2)))
 struct TLSEndToEndTests {
-    @Test("a verified client certificate names the principal; expired, foreign and missing certificates and an untrusted daemon fail before any session")
-    func certificates() async throws {
+    /// Runs `body` with a daemon offering methods certificate and none on a TLS port (and TCP),
+    /// asking for client certificates as `clientCertificates` says, with fresh certificates.
+    fileprivate func withTLSDaemon(
+        clientCertificates: String, _ body: (TestDaemon, DaemonAddress, TestCertificates) async throws -> Void
+    ) async throws {
         let folder = try makeTemporaryFolder("cohort-tls")
         defer { try? FileManager.default.removeItem(at: folder) }
         let certificates = try TestCertificates(in: folder)
@@ -54,10 +57,16 @@ struct TLSEndToEndTests {
             settings.tlsClientPort = 0
             settings.tls = DaemonConfiguration.TLS(
                 certificateFile: certificates.path("daemon.crt"), privateKeyFile: certificates.path("daemon.key"),
-                clientCAFile: certificates.ca, clientCertificates: "optional")
+                clientCAFile: certificates.ca, clientCertificates: clientCertificates)
         }) { daemon in
             let tlsAddress = try #require(daemon.server.clientAddresses.first { $0.hasPrefix("tls:") })
-            let address = try DaemonAddress(parsing: String(tlsAddress.dropFirst(4)))
+            try await body(daemon, try DaemonAddress(parsing: String(tlsAddress.dropFirst(4))), certificates)
+        }
+    }
+
+    @Test("a verified client certificate names the principal; expired, foreign and missing certificates and an untrusted daemon fail before any session")
+    func certificates() async throws {
+        try await withTLSDaemon(clientCertificates: "optional") { daemon, address, certificates in
             func options(_ name: String, _ credentials: Credentials, _ tls: TLSClientOptions?) -> ConnectionOptions {
                 var options = ConnectionOptions(name: name)
                 options.credentials = credentials
@@ -101,20 +110,9 @@ struct TLSEndToEndTests {
         }
     }
 
-    @Test("a daemon that requires client certificates refuses a client without one; password works over TLS")
+    @Test("a daemon that requires client certificates refuses a client without one and accepts one with it")
     func required() async throws {
-        let folder = try makeTemporaryFolder("cohort-tls")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let certificates = try TestCertificates(in: folder)
-        try await withDaemon(configure: { settings in
-            settings.authMethods = ["certificate", "none"]
-            settings.tlsClientPort = 0
-            settings.tls = DaemonConfiguration.TLS(
-                certificateFile: certificates.path("daemon.crt"), privateKeyFile: certificates.path("daemon.key"),
-                clientCAFile: certificates.ca, clientCertificates: "required")
-        }) { daemon in
-            let tlsAddress = try #require(daemon.server.clientAddresses.first { $0.hasPrefix("tls:") })
-            let address = try DaemonAddress(parsing: String(tlsAddress.dropFirst(4)))
+        try await withTLSDaemon(clientCertificates: "required") { daemon, address, certificates in
             var options = ConnectionOptions(name: "n")
             options.tls = certificates.client(presenting: nil)
             do {

@@ -29,18 +29,17 @@ public struct UserTable: Sendable, Hashable {
             let name = String(line[..<colon])
             if let problem = Self.problem(withName: name) { throw UserTableError(line: index + 1, reason: problem) }
             guard verifiers[name] == nil else { throw UserTableError(line: index + 1, reason: "user \(name) is listed twice") }
+            let verifier: SCRAM.Verifier
             do {
-                let verifier = try SCRAM.Verifier(encoded: String(line[line.index(after: colon)...]))
-                guard verifier.iterations >= SCRAM.minimumIterations else {
-                    throw UserTableError(line: index + 1, reason:
-                        "user \(name): \(verifier.iterations) iterations, fewer than the minimum of \(SCRAM.minimumIterations)")
-                }
-                verifiers[name] = verifier
-            } catch let error as UserTableError {
-                throw error
+                verifier = try SCRAM.Verifier(encoded: String(line[line.index(after: colon)...]))
             } catch {
                 throw UserTableError(line: index + 1, reason: "user \(name): \(error)")
             }
+            guard verifier.iterations >= SCRAM.minimumIterations else {
+                throw UserTableError(line: index + 1, reason:
+                    "user \(name): \(verifier.iterations) iterations, fewer than the minimum of \(SCRAM.minimumIterations)")
+            }
+            verifiers[name] = verifier
         }
     }
 
