@@ -2,6 +2,8 @@
 # Soak: runs the deterministic simulator over many seeds in a release build, on every core, in
 # chunks of CHUNK seeds (default 1000), and can be stopped and resumed (across sessions):
 #   Scripts/soak.sh [SEEDS [FIRST_SEED]]      (defaults: 100000 seeds from 1)
+#   SEMANTICS=vs Scripts/soak.sh ...          VS clients (the flush layer), recorded apart under
+#                                             Results/simulation-soak-vs/
 #
 # Every finished chunk is appended to Results/simulation-soak/chunks.csv with the revision of the
 # simulated code: the last commit that touched what `cohort simulate` runs (the pure cores in
@@ -20,7 +22,12 @@ cd "$(dirname "$0")/.."
 seeds="${1:-100000}"
 first="${2:-1}"
 chunk="${CHUNK:-1000}"
-OUT=Results/simulation-soak
+semantics="${SEMANTICS:-evs}"
+case "$semantics" in
+  evs) OUT=Results/simulation-soak ;;
+  vs) OUT=Results/simulation-soak-vs ;;
+  *) echo "SEMANTICS is evs or vs" >&2; exit 2 ;;
+esac
 simulated=(Sources/CohortCore Sources/CohortSimulation Sources/CohortCrypto Sources/COpenSSL
            Sources/CGMP Sources/cohort/SimulateCommand.swift)
 revision=${REVISION:-$(git log -1 --format=%H -- "${simulated[@]}")}
@@ -53,7 +60,7 @@ while [ "$start" -le "$end" ]; do
   fi
   began=$(date +%s)
   log=$(mktemp)
-  "$binary" simulate --seeds "$count" --seed "$start" > "$log" || true
+  "$binary" simulate --semantics "$semantics" --seeds "$count" --seed "$start" > "$log" || true
   violations=$(tail -1 "$log" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["violations"]))')
   grep FAILED "$log" || true
   if [ "$violations" != 0 ]; then
@@ -65,9 +72,9 @@ while [ "$start" -le "$end" ]; do
   echo "seeds $start-$((start + count - 1)): $violations violations"
   start=$((start + count))
 done
-python3 - "$OUT" "$revision" <<'PY'
+python3 - "$OUT" "$revision" "$semantics" <<'PY'
 import csv, json, os, platform, sys, datetime
-out, revision = sys.argv[1], sys.argv[2]
+out, revision, semantics = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = [r for r in csv.DictReader(open(os.path.join(out, "chunks.csv"))) if r["revision"] == revision]
 seeds = sorted((int(r["first_seed"]), int(r["seeds"])) for r in rows)
 covered, ranges = 0, []
@@ -77,13 +84,13 @@ for first, count in seeds:
     else:
         ranges.append([first, first + count - 1])
 covered = sum(b - a + 1 for a, b in ranges)
-summary = {"experiment": "simulation-soak", "revision": revision,
+summary = {"experiment": "simulation-soak", "semantics": semantics, "revision": revision,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": {"system": platform.platform(), "cores": os.cpu_count()},
            "seeds": covered, "seed_ranges": ranges,
            "violations": sum(int(r["violations"]) for r in rows),
            "seconds": sum(int(r["seconds"]) for r in rows),
-           "command": "cohort simulate --seeds CHUNK --seed S, release build of the revision"}
+           "command": f"cohort simulate --semantics {semantics} --seeds CHUNK --seed S, release build of the revision"}
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(json.dumps(summary))
 PY

@@ -16,6 +16,9 @@ public enum CohortEvent: Sendable, Hashable {
     case status(DaemonStatus)
     /// A non-fatal error: the session goes on (e.g. a message the architecture refused).
     case error(ErrorCode, reason: String)
+    /// The membership of a VS group is changing: send what belongs to the current view, then
+    /// call ``CohortConnection/flush(_:)`` (``FlushPolicy/manual`` only).
+    case flushRequest(GroupName)
 }
 
 /// Entry point of the client library.
@@ -167,7 +170,7 @@ public enum CohortClient {
                 switch event {
                 case .status(let status): return status
                 case .error(let code, let reason): throw CohortError.daemonError(code, reason: reason)
-                case .message, .view: continue
+                case .message, .view, .flushRequest: continue
                 }
             }
             throw CohortError.disconnected
@@ -203,6 +206,8 @@ public final class CohortConnection: Sendable {
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let limits: Limits
     private let hooks: SharedHooks
+    private let flushLayer: FlushLayer
+    private let semantics: GroupSemantics
 
     init(
         accept: ConnectAccept, options: ConnectionOptions,
@@ -213,13 +218,25 @@ public final class CohortConnection: Sendable {
         principal = accept.principal
         limits = options.limits
         hooks = SharedHooks(options.architecture.makeClientHooks())
+        flushLayer = FlushLayer(member: accept.member, policy: options.flushPolicy)
+        semantics = options.semantics
         self.outbound = outbound
-        events = CohortEvents(inbound: inbound, hooks: hooks)
+        events = CohortEvents(inbound: inbound, hooks: hooks, flushLayer: flushLayer, outbound: outbound)
     }
 
-    /// Joins a group. The view arrives as an event.
-    public func join(_ group: String) async throws {
-        try await send(.join(try groupName(group)))
+    /// Joins a group with the connection's semantics (``ConnectionOptions/semantics``) or the
+    /// one given. The view arrives as an event: in a VS group once every member has flushed.
+    public func join(_ group: String, semantics: GroupSemantics? = nil) async throws {
+        let name = try groupName(group)
+        if (semantics ?? self.semantics) == .virtualSynchrony { flushLayer.adopt(name) }
+        try await send(.join(name))
+    }
+
+    /// Answers a ``CohortEvent/flushRequest(_:)`` of a VS group: the application has sent
+    /// everything that belongs to the current view, and sends nothing more in the group until
+    /// the next view arrives. Does nothing without a request.
+    public func flush(_ group: String) async throws {
+        try await sendFlushOKs(flushLayer.flush(try groupName(group)))
     }
 
     /// Leaves a group. A view without this member arrives as an event.
@@ -227,11 +244,13 @@ public final class CohortConnection: Sendable {
         try await send(.leave(try groupName(group)))
     }
 
-    /// Multicasts `payload` to one or more groups (or private groups `#name#daemon`).
+    /// Multicasts `payload` to one or more groups (or private groups `#name#daemon`); to one
+    /// group if it is a VS group, and only as its member and outside a flush (else throws
+    /// ``CohortError/virtualSynchrony(_:)``).
     public func multicast(
         _ payload: [UInt8], to groups: [String], service: ServiceType = .agreed, messageType: UInt16 = 0
     ) async throws {
-        try await send(.multicast(try message(payload, to: groups, service: service, messageType: messageType).message))
+        try await multicast(batch: [try message(payload, to: groups, service: service, messageType: messageType)])
     }
 
     /// Multicasts UTF-8 text to one group.
@@ -240,22 +259,60 @@ public final class CohortConnection: Sendable {
     }
 
     /// Sends several prepared messages in one batch: encoded into one buffer, one hop to the
-    /// event loop, one write.
+    /// event loop, one write. Messages of VS groups are tagged with their view and sealed here;
+    /// if one is refused, none of the batch is sent.
     public func multicast(batch messages: [PreparedMessage]) async throws {
-        try await send(messages.lazy.map { ClientFrame.multicast($0.message) })
+        guard messages.contains(where: \.needsFlushLayer) else {
+            return try await send(messages.lazy.map { ClientFrame.multicast($0.message) })
+        }
+        var frames: [ClientFrame] = []
+        frames.reserveCapacity(messages.count)
+        var tagged: [GroupName] = []
+        let outcome: Result<Void, any Error>
+        do {
+            for prepared in messages {
+                guard prepared.needsFlushLayer else {
+                    frames.append(.multicast(prepared.message))
+                    continue
+                }
+                let wrapped: (message: OutgoingMessage, group: GroupName)?
+                do {
+                    wrapped = try flushLayer.wrap(prepared.message)
+                } catch {
+                    throw CohortError.virtualSynchrony(error)
+                }
+                guard let (message, group) = wrapped else {
+                    frames.append(.multicast(try sealed(prepared.message)))
+                    continue
+                }
+                tagged.append(group)
+                frames.append(.multicast(try sealed(message)))
+            }
+            try await send(frames)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        // Written or not: the flush-oks these held back may go now, after them.
+        try await sendFlushOKs(tagged.flatMap(flushLayer.written))
+        try outcome.get()
     }
 
     /// Checks a message (names, size) and passes it through the architecture's `seal`, ready
-    /// for ``multicast(batch:)``.
+    /// for ``multicast(batch:)`` (a message of a VS group is sealed when it is sent: its view
+    /// tag is part of what is sealed).
     public func message(
         _ payload: [UInt8], to groups: [String], service: ServiceType = .agreed, messageType: UInt16 = 0
     ) throws -> PreparedMessage {
         guard !groups.isEmpty, groups.count <= limits.groupsPerMessageMax else {
             throw CohortError.invalidName("a message needs 1 to \(limits.groupsPerMessageMax) groups, got \(groups.count)")
         }
-        let message = OutgoingMessage(
-            service: service, messageType: messageType, groups: try groups.map(groupName), payload: payload)
-        return PreparedMessage(message: try sealed(checked(message)))
+        let message = try checked(OutgoingMessage(
+            service: service, messageType: messageType, groups: try groups.map(groupName), payload: payload))
+        if message.groups.contains(where: flushLayer.governs) {
+            return PreparedMessage(message: message, needsFlushLayer: true)
+        }
+        return PreparedMessage(message: try sealed(message), needsFlushLayer: false)
     }
 
     /// Asks the daemon for its status; the answer arrives as ``CohortEvent/status(_:)``.
@@ -274,6 +331,12 @@ public final class CohortConnection: Sendable {
     }
 
     // MARK: - Internals
+
+    /// Seals and sends flush-oks of the flush layer.
+    private func sendFlushOKs(_ messages: [OutgoingMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        try await send(try messages.map { ClientFrame.multicast(try sealed($0)) })
+    }
 
     fileprivate func send(_ frame: ClientFrame) async throws {
         try await send(CollectionOfOne(frame))
@@ -317,8 +380,10 @@ public final class CohortConnection: Sendable {
 /// ``CohortConnection/message(_:to:service:messageType:)`` and sent with
 /// ``CohortConnection/multicast(batch:)``. Sealing happens exactly once.
 public struct PreparedMessage: Sendable {
-    /// The message as it goes on the wire.
+    /// The message as it goes on the wire (for a VS group: before its view tag and sealing).
     public let message: OutgoingMessage
+    /// A message of a VS group: tagged and sealed when sent.
+    let needsFlushLayer: Bool
 }
 
 /// The architecture hooks of one connection, shared by its senders and its event consumer.
@@ -341,14 +406,20 @@ public struct CohortEvents: AsyncSequence, Sendable {
     public typealias Element = CohortEvent
     let inbound: NIOAsyncChannelInboundStream<[DaemonFrame]>
     let hooks: SharedHooks
+    let flushLayer: FlushLayer
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
 
     /// Creates the iterator; call once.
-    public func makeAsyncIterator() -> Iterator { Iterator(base: inbound.makeAsyncIterator(), hooks: hooks) }
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(base: inbound.makeAsyncIterator(), hooks: hooks, flushLayer: flushLayer, outbound: outbound)
+    }
 
     /// Iterates events, applying the architecture's hooks to messages and views.
     public struct Iterator: AsyncIteratorProtocol {
         var base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator
         let hooks: SharedHooks
+        let flushLayer: FlushLayer
+        let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
         /// The events of the last read not yet handed out, last first (so that each is moved
         /// out with `popLast`, not copied).
         var pending: [CohortEvent] = []
@@ -356,9 +427,34 @@ public struct CohortEvents: AsyncSequence, Sendable {
         var failure: CohortError?
         var finished = false
 
-        init(base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator, hooks: SharedHooks) {
+        init(
+            base: NIOAsyncChannelInboundStream<[DaemonFrame]>.AsyncIterator, hooks: SharedHooks, flushLayer: FlushLayer,
+            outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+        ) {
             self.base = base
             self.hooks = hooks
+            self.flushLayer = flushLayer
+            self.outbound = outbound
+        }
+
+        /// Passes the pending events through the flush layer and sends the flush-oks it answers
+        /// with (automatic flushes, joiners' flush-oks).
+        private mutating func runFlushLayer() async throws {
+            let (events, sends) = flushLayer.filter(pending.reversed())
+            pending = events.reversed()
+            guard !sends.isEmpty else { return }
+            var frames: [ClientFrame] = []
+            for var message in sends {
+                do throws(ArchitectureError) {
+                    try hooks.seal(&message)
+                } catch {
+                    throw CohortError.refused(error.reason)
+                }
+                frames.append(.multicast(message))
+            }
+            // A write that fails means the connection is going (the application disconnected, or
+            // the daemon closed it): the stream ends with it, and a flush-ok no longer matters.
+            try? await outbound.write(ByteBuffer(encoding: frames))
         }
 
         /// The next event; `nil` once the daemon closed the session.
@@ -386,6 +482,7 @@ public struct CohortEvents: AsyncSequence, Sendable {
                     throw CohortError.disconnected
                 }
                 (pending, failure) = hooks.events(from: &batch)
+                if flushLayer.hasGroups { try await runFlushLayer() }
             }
         }
     }

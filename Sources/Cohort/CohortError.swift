@@ -29,6 +29,9 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The TLS handshake failed: the daemon's certificate did not verify, or the daemon refused
     /// this client's certificate (expired, from another CA, missing); the reason names the alert.
     case tlsFailed(String)
+    /// The flush layer refused a send in a VS group: not a member (VS groups are closed), a
+    /// flush under way, or several groups in one message.
+    case virtualSynchrony(VSError)
 
     public var description: String {
         switch self {
@@ -44,6 +47,7 @@ public enum CohortError: Error, Hashable, Sendable, CustomStringConvertible {
         case .daemonError(let code, let reason): "daemon refused the request (\(code)): \(reason)"
         case .authenticationFailed(let reason): "authentication failed on the client side: \(reason)"
         case .tlsFailed(let reason): "TLS handshake failed: \(reason)"
+        case .virtualSynchrony(let error): "virtual synchrony: \(error)"
         }
     }
 }

@@ -24,6 +24,13 @@ public struct ConnectionOptions: Sendable {
     public var inboundReadsBufferedMax: Int = 64
 
     /// Options with defaults for everything but the name.
+    /// Group semantics of the groups this connection joins: EVS as the daemons give it, or
+    /// Virtual Synchrony through the library's flush layer (docs/virtual-synchrony.md).
+    /// ``CohortConnection/join(_:semantics:)`` chooses per group.
+    public var semantics: GroupSemantics = .extendedVirtualSynchrony
+    /// How flush requests of VS groups are answered.
+    public var flushPolicy: FlushPolicy = .automatic
+
     public init(name: String) { self.name = name }
 }
 
@@ -92,4 +99,14 @@ public struct TLSClientOptions: Sendable, Hashable {
         self.certificateFile = certificateFile
         self.privateKeyFile = privateKeyFile
     }
+}
+
+/// How a VS group's flush requests are answered (docs/virtual-synchrony.md).
+public enum FlushPolicy: String, Sendable, Hashable, CaseIterable {
+    /// The library flushes as soon as the membership changes; the application sees no flush
+    /// request, and a send during the flush throws ``CohortError/virtualSynchrony(_:)``.
+    case automatic
+    /// The application gets ``CohortEvent/flushRequest(_:)`` and answers with
+    /// ``CohortConnection/flush(_:)`` once it has sent what belongs to the old view.
+    case manual
 }

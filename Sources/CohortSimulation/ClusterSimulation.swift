@@ -50,6 +50,14 @@ public struct ClusterSimulation: Sendable {
         public var stallRate = 0.0
         /// Longest stall, in milliseconds.
         public var stallMaxMilliseconds = 100.0
+        /// The clients run the Virtual Synchrony flush layer (``VirtualSynchrony``) over the
+        /// daemons' EVS, and the VS checker judges what their applications see.
+        public var virtualSynchrony = false
+        /// VS clients answer a flush request after up to this long, in milliseconds.
+        public var flushDelayMaxMilliseconds = 10.0
+        /// VS clients hold each new view for a simulated security layer that releases it after
+        /// up to ``flushDelayMaxMilliseconds`` (the secure membership hook).
+        public var holdsViews = false
 
         /// Default options.
         public init() {}
@@ -73,8 +81,19 @@ public struct ClusterSimulation: Sendable {
             return options
         }
 
+        /// Swarm options with VS clients: the flush delay and the security hold drawn from the
+        /// seed too.
+        public static func virtualSynchronySwarm(seed: UInt64, daemons: Int? = nil, clients: Int? = nil) -> Options {
+            var options = swarm(seed: seed, daemons: daemons, clients: clients)
+            var random = SeededRandom(seed: seed ^ 0x5653_464C_5553_4800)
+            options.virtualSynchrony = true
+            options.flushDelayMaxMilliseconds = [0.5, 2, 10, 40].randomElement(using: &random)!
+            options.holdsViews = random.next() % 3 == 0
+            return options
+        }
+
         public var description: String {
-            "daemons=\(daemons) clients=\(clients) loss=\(lossRate) duplicate=\(duplicateRate) delay=\(delayBaseMilliseconds)+exp(\(delayMeanMilliseconds))ms submit=\(submitIntervalMilliseconds)ms faults=\(faultIntervalMilliseconds)ms partitions=\(partitions) crashes=\(crashes)\(stallRate > 0 ? " stalls=\(stallRate)x\(stallMaxMilliseconds)ms" : "")"
+            "daemons=\(daemons) clients=\(clients) loss=\(lossRate) duplicate=\(duplicateRate) delay=\(delayBaseMilliseconds)+exp(\(delayMeanMilliseconds))ms submit=\(submitIntervalMilliseconds)ms faults=\(faultIntervalMilliseconds)ms partitions=\(partitions) crashes=\(crashes)\(stallRate > 0 ? " stalls=\(stallRate)x\(stallMaxMilliseconds)ms" : "")\(virtualSynchrony ? " vs flush<=\(flushDelayMaxMilliseconds)ms\(holdsViews ? " hold" : "")" : "")"
         }
     }
 
@@ -114,6 +133,16 @@ public struct ClusterSimulation: Sendable {
         public var droppedByReason: [String: Int] = [:]
         /// Milliseconds from healing the network to one ring of all live daemons, if reached.
         public var convergenceMilliseconds: UInt64?
+        /// VS: views delivered to applications, summed over clients.
+        public var vsViewsDelivered = 0
+        /// VS: flushes the applications gave.
+        public var vsFlushes = 0
+        /// VS: sends the flush layer refused (flushing, or not a member).
+        public var vsRefusedSends = 0
+        /// VS: messages the flush layer did not deliver, by reason.
+        public var vsDiscarded: [String: Int] = [:]
+        /// VS: held views abandoned by a further membership change.
+        public var vsAbandonedHolds = 0
 
         /// An empty summary of a run of `seed`.
         public init(seed: UInt64, options: Options) {
@@ -137,6 +166,11 @@ public struct ClusterSimulation: Sendable {
             peerMessages += other.peerMessages
             droppedPeerMessages += other.droppedPeerMessages
             droppedByReason.merge(other.droppedByReason, uniquingKeysWith: +)
+            vsViewsDelivered += other.vsViewsDelivered
+            vsFlushes += other.vsFlushes
+            vsRefusedSends += other.vsRefusedSends
+            vsDiscarded.merge(other.vsDiscarded, uniquingKeysWith: +)
+            vsAbandonedHolds += other.vsAbandonedHolds
         }
     }
 
@@ -153,6 +187,12 @@ public struct ClusterSimulation: Sendable {
         case deliver(from: Int, to: Int, incarnation: UInt64, message: PeerMessage)
         case timer(node: Int, incarnation: UInt64, timer: TotemRing.Timer)
         case client(Int)
+        /// A VS client's flush layer sends (a flush-ok) through its daemon.
+        case clientSend(client: Int, member: MemberID, message: OutgoingMessage)
+        /// A VS client's application answers a flush request.
+        case flush(client: Int, member: MemberID, group: GroupName)
+        /// A VS client's security layer releases a held view.
+        case release(client: Int, member: MemberID, group: GroupName, viewID: GroupViewID)
         case fault
         case heal
         case check
@@ -202,6 +242,8 @@ public struct ClusterSimulation: Sendable {
     private var clients: [Client] = []
     private var clientLogs: [String: [EVSEvent]] = [:]
     private var views = GroupViewMonitor()
+    /// VS runs: what each client's application saw.
+    private var vsLogs: [String: [VSEvent]] = [:]
     /// Clients with an open session: a daemon delivers nothing to a session that is gone.
     private var connected: Set<MemberID> = []
     private static let groupNames = ["g1", "g2", "g3"].map { try! GroupName($0) }
@@ -216,6 +258,10 @@ public struct ClusterSimulation: Sendable {
         var sent: UInt64 = 0
         /// Groups it asked to join and has not left.
         var joined: Set<GroupName> = []
+        /// Its flush layer, in VS runs.
+        var vs: VirtualSynchrony?
+        /// Sessions it opened.
+        var sessions = 0
     }
 
     /// A simulation of `options` driven by `seed`.
@@ -260,7 +306,7 @@ public struct ClusterSimulation: Sendable {
     private static func target(of event: Event) -> Int? {
         switch event {
         case .start(let node, _), .timer(let node, _, _), .deliver(_, let node, _, _): node
-        case .client, .fault, .heal, .check: nil
+        case .client, .clientSend, .flush, .release, .fault, .heal, .check: nil
         }
     }
 
@@ -290,8 +336,20 @@ public struct ClusterSimulation: Sendable {
                 summary.droppedByReason.merge(service.ring.statistics.droppedByReason, uniquingKeysWith: +)
             }
         }
+        if options.virtualSynchrony, summary.convergenceMilliseconds != nil, !done, !flushesSettled {
+            let waiting = clients.compactMap { client in
+                client.vs.flatMap { $0.isSettled ? nil : "\(client.member?.description ?? client.name): \($0.debugState)" }
+            }
+            summary.violations.append(EVSViolation(
+                property: "vs-liveness",
+                detail: "daemons converged but flushes did not finish \(options.livenessMilliseconds) ms after healing; \(waiting.joined(separator: "; "))"))
+        }
         summary.violations += online.violations
         summary.violations += views.violations
+        if let traceMember, let log = vsLogs[traceMember] {
+            for event in log { print("vs-log \(traceMember): \(event)") }
+        }
+        summary.violations += VSChecker(logs: vsLogs).violations()
         summary.violations += EVSChecker(logs: logs, quiescent: done).violations()
         // Clients: at-most-once, integrity, FIFO, causal and agreed order (their logs hold no
         // configurations, so the configuration properties are the daemons').
@@ -328,6 +386,31 @@ public struct ClusterSimulation: Sendable {
             if traceDaemon == nodes[index].name, timer != .tokenRetransmit, timer != .tokenHold, let ring = nodes[index].ring {
                 print("    -> [\(ring.ring.debugState)]")
             }
+        case .clientSend(let index, let member, let message):
+            let client = clients[index]
+            guard client.member == member, client.incarnation == nodes[client.daemon].incarnation,
+                  nodes[client.daemon].ring != nil
+            else { return }
+            guard !nodes[client.daemon].intakePaused else {
+                // The daemon does not read from its clients now: the send waits.
+                queue.push(event, at: now + milliseconds(1))
+                return
+            }
+            let delivered = DeliveredMessage(
+                service: message.service, messageType: message.messageType, sender: member, groups: message.groups,
+                payload: message.payload)
+            let actions = nodes[client.daemon].ring!.on(.multicast(delivered), now: instant)
+            if traceMember == member.description {
+                print("t=\(now / 1_000) \(member) flush layer sends \(message.groups) -> \(actions.count) actions \(nodes[client.daemon].ring!.ring.debugState)")
+            }
+            perform(client.daemon, actions)
+        case .flush(let index, let member, let group):
+            guard clients[index].member == member, clients[index].vs?.flushPending(in: group) == true else { return }
+            summary.vsFlushes += 1
+            flushLayer(of: index, on: .flush(group))
+        case .release(let index, let member, let group, let viewID):
+            guard clients[index].member == member else { return }
+            flushLayer(of: index, on: .release(group, viewID: viewID, attachment: []))
         case .client(let index):
             guard !healed else { return }
             clientStep(index)
@@ -359,7 +442,7 @@ public struct ClusterSimulation: Sendable {
             summary.convergenceMilliseconds = (now - milliseconds(Double(options.safetyMilliseconds))) / 1_000_000
         }
         // Quiescent once nothing waits and everything is delivered, twice in a row.
-        if live.allSatisfy({ $0.ring!.ring.isIdle }) { stableChecks += 1 } else { stableChecks = 0 }
+        if live.allSatisfy({ $0.ring!.ring.isIdle }), flushesSettled { stableChecks += 1 } else { stableChecks = 0 }
         if stableChecks >= 3 { done = true }
     }
 
@@ -445,6 +528,9 @@ public struct ClusterSimulation: Sendable {
             case .pauseIntake(let paused):
                 nodes[index].intakePaused = paused
             case .view(let view, var recipients):
+                if let traceMember, view.changed.contains(where: { $0.description == traceMember }) || view.members.contains(where: { $0.description == traceMember }) {
+                    print("t=\(now / 1_000) \(process) VIEW \(view.group) \(view.viewID) \(view.cause) changed=\(view.changed) trans=\(view.transitional) members=\(view.members.count) to \(recipients.count)")
+                }
                 recipients.removeAll { !connected.contains($0) }
                 if traceMember != nil, recipients.contains(where: { $0.description == traceMember }) {
                     print("t=\(now / 1_000) \(process) view \(view.group) \(view.viewID) \(view.cause) trans=\(view.transitional) \(view.members)")
@@ -452,6 +538,7 @@ public struct ClusterSimulation: Sendable {
                 for member in recipients {
                     summary.viewsDelivered += 1
                     views.view(view, at: member)
+                    if options.virtualSynchrony { flushLayer(of: member, on: .view(view)) }
                 }
             case .message(let message, var recipients, _):
                 recipients.removeAll { !connected.contains($0) }
@@ -465,7 +552,11 @@ public struct ClusterSimulation: Sendable {
                     if traceMember != nil, views.violations.count > before, before < 3 {
                         print("t=\(now / 1_000) VIOLATION at \(process): \(views.violations.last!)")
                     }
-                    clientLogs[member.description, default: []].append(.deliver(Self.clientMessage(message)))
+                    if options.virtualSynchrony {
+                        flushLayer(of: member, on: .message(message))
+                    } else {
+                        clientLogs[member.description, default: []].append(.deliver(Self.clientMessage(message)))
+                    }
                 }
             case .droppedItem, .refused:
                 // (Clients stop at `pauseIntake`; a refusal would be reported to its client.)
@@ -485,10 +576,18 @@ public struct ClusterSimulation: Sendable {
         guard client.incarnation == node.incarnation, let member = client.member else {
             // (Re)connect to the daemon's current incarnation, once its earlier session is gone
             // from the groups (a daemon refuses a private name still in use).
-            let candidate = try! MemberID(name: client.name, daemon: node.name)
+            // VS clients take a new private name per session: the groups of an earlier session
+            // under the same name may still be in the ring, unordered, and its views would reach
+            // the new session's flush layer as its own.
+            client.sessions += 1
+            let name = options.virtualSynchrony ? "\(client.name)s\(client.sessions)" : client.name
+            let candidate = try! MemberID(name: name, daemon: node.name)
             guard node.ring!.table.groupCount(of: candidate) == 0 else { return }
+            if options.virtualSynchrony {
+                client.vs = VirtualSynchrony(member: candidate, settings: .init(holdsViews: options.holdsViews))
+            }
             client.incarnation = node.incarnation
-            client.member = try! MemberID(name: client.name, daemon: node.name)
+            client.member = candidate
             client.joined = []
             views.connected(client.member!)
             connected.insert(client.member!)
@@ -506,25 +605,118 @@ public struct ClusterSimulation: Sendable {
             client.joined.remove(group)
             event = .leave(member, group)
         } else if roll < 12 {
+            client.vs = nil
             client.member = nil
             client.incarnation = nil
             views.disconnected(member)
             connected.remove(member)
             event = .disconnect(member)
         } else {
-            client.sent += 1
             let service: ServiceLevel = [.reliable, .fifo, .causal, .agreed, .agreed, .safe].randomElement(using: &random)!
-            let group = client.joined.sorted().randomElement(using: &random)!
+            let candidates = client.joined.sorted().filter { client.vs?.canSend(in: $0) ?? true }
+            guard let group = candidates.randomElement(using: &random) else {
+                summary.vsRefusedSends += 1
+                return
+            }
+            client.sent += 1
             var payload = withUnsafeBytes(of: client.sent.bigEndian, Array.init)
             payload += [UInt8](repeating: 0x5A, count: Int(random.next() % 64))
-            let message = DeliveredMessage(
+            var message = DeliveredMessage(
                 service: ServiceType(service), messageType: 0, sender: member, groups: [group], payload: payload)
             summary.messagesSubmitted += 1
-            clientLogs[member.description, default: []].append(.send(Self.clientMessage(message)))
+            clientLogs[orderLog(member, group), default: []].append(.send(orderMessage(message)))
+            if client.vs != nil {
+                let outgoing = OutgoingMessage(service: message.service, groups: [group], payload: payload)
+                do {
+                    message.payload = try client.vs!.wrap(outgoing).payload
+                } catch {
+                    fatalError("the flush layer refused a send it allows: \(error)")
+                }
+                vsLogs[member.description, default: []].append(
+                    .send(group: group.rawValue, sequence: client.sent, viewID: client.vs!.view(of: group)!.viewID.description))
+                // Written at once (the simulated client hands it to its daemon below).
+                clients[index] = client
+                flushLayer(of: index, on: .written(group))
+                client = clients[index]
+            }
             event = .multicast(message)
         }
         if traceMember == member.description { print("t=\(now / 1_000) \(member) does \(event)") }
-        perform(client.daemon, nodes[client.daemon].ring!.on(event, now: instant))
+        // The daemon's answer may reach this client's flush layer: it sees the client as it is now,
+        // and the `defer` keeps what the answer changed.
+        clients[index] = client
+        let actions = nodes[client.daemon].ring!.on(event, now: instant)
+        if traceMember == member.description { print("    [\(nodes[client.daemon].ring!.ring.debugState)]") }
+        perform(client.daemon, actions)
+        client = clients[index]
+    }
+
+    /// Runs a VS client's flush layer on an event and performs what it asks for.
+    private mutating func flushLayer(of member: MemberID, on event: VirtualSynchrony.Event) {
+        guard let index = clients.firstIndex(where: { $0.member == member }) else { return }
+        flushLayer(of: index, on: event)
+    }
+
+    private mutating func flushLayer(of index: Int, on event: VirtualSynchrony.Event) {
+        guard clients[index].vs != nil, let member = clients[index].member else { return }
+        let actions = clients[index].vs!.on(event)
+        if traceMember == member.description, !actions.isEmpty {
+            print("t=\(now / 1_000) \(member) vs \(event) -> \(actions)")
+        }
+        for action in actions {
+            switch action {
+            case .view(let view, _):
+                if view.members.contains(member) {
+                    summary.vsViewsDelivered += 1
+                    vsLogs[member.description, default: []].append(.install(
+                        group: view.group.rawValue, viewID: view.viewID.description, members: view.members.map(\.description),
+                        continuing: view.continuing.map(\.description)))
+                } else {
+                    vsLogs[member.description, default: []].append(.left(group: view.group.rawValue))
+                }
+            case .message(let message):
+                let logged = Self.clientMessage(message)
+                clientLogs[orderLog(member, message.groups[0]), default: []].append(.deliver(orderMessage(message)))
+                vsLogs[member.description, default: []].append(.deliver(
+                    group: message.groups[0].rawValue, sender: logged.sender, sequence: logged.sequence))
+            case .flushRequest(let group):
+                queue.push(.flush(client: index, member: member, group: group),
+                           at: now + milliseconds(unit() * options.flushDelayMaxMilliseconds))
+            case .send(let message):
+                queue.push(.clientSend(client: index, member: member, message: message), at: now + milliseconds(0.05))
+            case .hold(let view):
+                queue.push(.release(client: index, member: member, group: view.group, viewID: view.viewID),
+                           at: now + milliseconds(unit() * options.flushDelayMaxMilliseconds))
+            case .abandoned:
+                summary.vsAbandonedHolds += 1
+            case .discarded(_, let reason):
+                summary.vsDiscarded[reason.rawValue, default: 0] += 1
+            }
+        }
+    }
+
+    /// The client log that order properties are checked on: one per client; one per client and
+    /// group when VS views are held for a security layer, which delivers each group's messages
+    /// of a held view after its release (so order holds within a group, not across groups).
+    private func orderLog(_ member: MemberID, _ group: GroupName) -> String {
+        options.virtualSynchrony && options.holdsViews ? "\(member)|\(group)" : member.description
+    }
+
+    /// A message as the order checks see it: its sender is the log it was sent from.
+    private func orderMessage(_ message: DeliveredMessage) -> EVSMessage {
+        var logged = Self.clientMessage(message)
+        logged.sender = orderLog(message.sender, message.groups[0])
+        return logged
+    }
+
+    /// Whether every connected VS client has installed the newest view of each of its groups.
+    private var flushesSettled: Bool {
+        clients.allSatisfy { client in
+            guard let vs = client.vs, client.incarnation == nodes[client.daemon].incarnation,
+                  nodes[client.daemon].ring != nil
+            else { return true }
+            return vs.isSettled
+        }
     }
 
     static func clientMessage(_ message: DeliveredMessage) -> EVSMessage {

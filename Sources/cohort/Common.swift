@@ -68,6 +68,14 @@ struct ConnectionArguments: ParsableArguments {
     }
 }
 
+/// Parses `--semantics evs|vs`.
+func parseSemantics(_ name: String) throws -> GroupSemantics {
+    guard let semantics = GroupSemantics(rawValue: name) else {
+        throw ValidationError("unknown semantics '\(name)'; one of: evs, vs")
+    }
+    return semantics
+}
+
 /// Parses a service name such as `agreed` or `fifo`.
 func parseService(_ name: String, selfDiscard: Bool = false) throws -> ServiceType {
     guard let level = ServiceLevel(name: name) else {
@@ -103,10 +111,12 @@ enum EventJSON {
                 "event": "view", "group": view.group.rawValue, "view_id": view.viewID.description,
                 "members": view.members.map(\.description), "transitional": view.transitional,
                 "cause": view.cause.description, "changed": view.changed.map(\.description),
-                "continuing": view.continuing.map(\.description), "semantics": "evs",
+                "continuing": view.continuing.map(\.description), "semantics": view.semantics.rawValue,
             ]
         case .error(let code, let reason):
             return ["event": "error", "code": code.description, "reason": reason]
+        case .flushRequest(let group):
+            return ["event": "flush_request", "group": group.rawValue]
         case .status:
             return nil
         }
@@ -125,12 +135,14 @@ func describe(_ event: CohortEvent) -> String {
         let text = String(validating: message.payload, as: UTF8.self) ?? "<\(message.payload.count) bytes>"
         return "[\(message.groups.map(\.rawValue).joined(separator: ","))] \(message.sender) (\(message.service), type \(message.messageType)): \(text)"
     case .view(let view):
-        let kind = view.transitional ? "transitional view" : "view"
+        let kind = view.transitional ? "transitional view" : view.semantics == .virtualSynchrony ? "VS view" : "view"
         return "\(kind) \(view.group) \(view.viewID) (\(view.cause) \(view.changed.map(\.description).joined(separator: ","))): \(view.members.map(\.description).joined(separator: " "))"
     case .status(let status):
         return "status of \(status.daemonName)"
     case .error(let code, let reason):
         return "error (\(code)): \(reason)"
+    case .flushRequest(let group):
+        return "flush request for \(group)"
     }
 }
 

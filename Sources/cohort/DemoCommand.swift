@@ -27,10 +27,14 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "First client port of the cluster (default: a free port).")
     var basePort: Int?
 
+    @Option(help: "Group semantics of the clients: evs (the daemons' Extended Virtual Synchrony) or vs (Virtual Synchrony through the client library's flush layer).")
+    var semantics: String = "evs"
+
     func validate() throws {
         guard clients >= 1, clients <= 200 else { throw ValidationError("--clients must be 1...200") }
         guard messages >= 1 else { throw ValidationError("--messages must be positive") }
         guard size >= 16 else { throw ValidationError("--size must be at least 16") }
+        _ = try parseSemantics(semantics)
     }
 
     func run() async throws {
@@ -49,6 +53,7 @@ struct DemoCommand: AsyncParsableCommand {
     private func exchange(cluster: LocalCluster) async throws {
         for member in cluster.members { emit("  \(member.name): \(member.clientAddress) \(member.socketAddress)") }
         let (clients, messages, size) = (self.clients, self.messages, self.size)
+        let semantics = try parseSemantics(self.semantics)
         let group = "demo"
         let total = clients * messages
         let allJoined = DeliveryCounter()
@@ -63,7 +68,9 @@ struct DemoCommand: AsyncParsableCommand {
                 let address = try DaemonAddress(parsing: addressText)
                 tasks.addTask {
                     let name = "client\(index + 1)"
-                    return try await CohortClient.withConnection(to: address, options: ConnectionOptions(name: name)) { connection in
+                    var options = ConnectionOptions(name: name)
+                    options.semantics = semantics
+                    return try await CohortClient.withConnection(to: address, options: options) { connection in
                         try await connection.join(group)
                         var events = connection.events.makeAsyncIterator()
                         while let event = try await events.next() {
@@ -105,7 +112,7 @@ struct DemoCommand: AsyncParsableCommand {
         let complete = digests.allSatisfy { $0.0 == total }
         let sameOrder = Set(digests.map(\.1)).count == 1
         let slowest = digests.map(\.2).max() ?? elapsed
-        emit("\(clients) clients each sent \(messages) messages of \(size) bytes (AGREED) and received \(total)")
+        emit("\(clients) clients each sent \(messages) messages of \(size) bytes (AGREED, \(semantics == .virtualSynchrony ? "Virtual Synchrony" : "EVS")) and received \(total)")
         emit("  every client received every message: \(complete ? "yes" : "NO")")
         emit("  every client saw one total order:    \(sameOrder ? "yes" : "NO") (digest \(String(digests.first?.1 ?? 0, radix: 16)))")
         emit(String(format: "  delivered %.0f msg/s to each client (%.1f MB/s), %.2f s in all",

@@ -26,6 +26,9 @@ struct ListenCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per line per event.")
     var json = false
 
+    @Flag(help: "Join with Virtual Synchrony (the client library's flush layer): closed groups, a flush before each view, messages delivered in the view they were sent in.")
+    var vs = false
+
     func validate() throws {
         guard !group.isEmpty else { throw ValidationError("give at least one --group") }
         if let count, count < 1 { throw ValidationError("--count must be positive") }
@@ -37,8 +40,9 @@ struct ListenCommand: AsyncParsableCommand {
         let json = self.json
         let count = self.count
         let groups = self.group
+        let semantics: GroupSemantics = vs ? .virtualSynchrony : .extendedVirtualSynchrony
         try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
-            for group in groups { try await connection.join(group) }
+            for group in groups { try await connection.join(group, semantics: semantics) }
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
                     var messages = 0

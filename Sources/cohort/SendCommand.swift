@@ -34,6 +34,9 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "Send --count messages at this many per second (default: as fast as flow control allows).")
     var rate: Double?
 
+    @Flag(help: "Send with Virtual Synchrony: join the group (VS groups are closed), send in its views, pausing while it flushes, then leave.")
+    var vs = false
+
     @Argument(help: "Text to send.")
     var text: String?
 
@@ -43,11 +46,14 @@ struct SendCommand: AsyncParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be positive") }
         if let size, size < 0 { throw ValidationError("--size must not be negative") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be positive") }
+        if vs, group.count != 1 || group[0].hasPrefix("#") {
+            throw ValidationError("--vs sends to exactly one group, not a private group")
+        }
     }
 
     func run() async throws {
         let name = self.name ?? generatedName("send")
-        let options = try connection.options(name: name, wantsMembership: false)
+        let options = try connection.options(name: name, wantsMembership: vs)
         let service = try parseService(self.service, selfDiscard: selfDiscard)
         let payloads: [[UInt8]]
         if let count {
@@ -58,6 +64,9 @@ struct SendCommand: AsyncParsableCommand {
             payloads = [Array((text ?? "").utf8)]
         }
         let rate = self.rate
+        if vs {
+            return try await sendInViews(payloads, options: options, service: service)
+        }
         try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
             if let rate {
                 // Paced: each message leaves at its own time (start + i / rate).
@@ -87,6 +96,59 @@ struct SendCommand: AsyncParsableCommand {
             if let (code, reason) = refusals.first {
                 throw CohortError.daemonError(code, reason: refusals.count == 1 ? reason : "\(reason) (and \(refusals.count - 1) more)")
             }
+        }
+    }
+}
+
+extension SendCommand {
+    /// `--vs`: joins the group with Virtual Synchrony, sends each message in a view (waiting
+    /// out flushes), leaves once its own messages are delivered back, and disconnects. Events are
+    /// read throughout: the flush layer runs as they are read.
+    private func sendInViews(_ payloads: [[UInt8]], options: ConnectionOptions, service: ServiceType) async throws {
+        let group = self.group[0], type = self.type, rate = self.rate
+        try await CohortClient.withConnection(to: try connection.address(), options: options) { connection in
+            let (views, viewArrived) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let (delivered, ownDelivered) = AsyncStream<Void>.makeStream()
+            try await connection.join(group, semantics: .virtualSynchrony)
+            let reader = Task {
+                defer { viewArrived.finish(); ownDelivered.finish() }
+                var refusals: [(ErrorCode, String)] = []
+                for try await event in connection.events {
+                    switch event {
+                    case .view(let view) where view.members.contains(connection.member): viewArrived.yield()
+                    case .message(let message) where message.sender == connection.member: ownDelivered.yield()
+                    case .error(let code, let reason): refusals.append((code, reason))
+                    default: break
+                    }
+                }
+                if let (code, reason) = refusals.first {
+                    throw CohortError.daemonError(code, reason: refusals.count == 1 ? reason : "\(reason) (and \(refusals.count - 1) more)")
+                }
+            }
+            var nextView = views.makeAsyncIterator()
+            guard await nextView.next() != nil else { return try await reader.value }
+            let start = ContinuousClock.now
+            for (index, payload) in payloads.enumerated() {
+                if let rate { try await Task.sleep(until: start + .seconds(Double(index) / rate)) }
+                while true {
+                    do {
+                        try await connection.multicast(payload, to: [group], service: service, messageType: type)
+                        break
+                    } catch CohortError.virtualSynchrony(.flushing) {
+                        // The group is changing: send again in the next view.
+                        guard await nextView.next() != nil else { return try await reader.value }
+                    }
+                }
+            }
+            // Every message was sent in a view this client is in; once all are delivered back,
+            // leaving cannot take any of them along.
+            if !service.selfDiscard {
+                var own = delivered.makeAsyncIterator()
+                for _ in payloads { guard await own.next() != nil else { break } }
+            }
+            try await connection.leave(group)
+            try await connection.disconnect()
+            try await reader.value
         }
     }
 }

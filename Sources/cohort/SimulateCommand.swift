@@ -27,6 +27,10 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Clients per run (default: drawn from each seed).")
     var clients: Int?
 
+    @Option(name: .customLong("semantics"), help: "Group semantics of the simulated clients: evs (the daemons' own) or vs (the client library's flush layer on top, checked by the VS checker too).")
+    var semanticsName = "evs"
+    private var semantics: GroupSemantics { GroupSemantics(rawValue: semanticsName) ?? .extendedVirtualSynchrony }
+
     @Flag(help: "Print one JSON line per run, and the summary.")
     var json = false
 
@@ -44,6 +48,7 @@ struct SimulateCommand: ParsableCommand {
         guard jobs > 0 else { throw ValidationError("--jobs must be positive") }
         if let daemons, !(1...64).contains(daemons) { throw ValidationError("--daemons must be 1...64") }
         if let clients, clients < 0 { throw ValidationError("--clients must not be negative") }
+        _ = try parseSemantics(semanticsName)
     }
 
     func run() throws {
@@ -62,7 +67,7 @@ struct SimulateCommand: ParsableCommand {
                 var index = worker
                 while index < count {
                     let runSeed = first &+ UInt64(index)
-                    var simulation = ClusterSimulation(seed: runSeed, options: .swarm(seed: runSeed, daemons: daemons, clients: clients))
+                    var simulation = ClusterSimulation(seed: runSeed, options: options(runSeed))
                     results.set(index, simulation.run())
                     index += jobs
                 }
@@ -74,16 +79,30 @@ struct SimulateCommand: ParsableCommand {
             }
             offset += UInt64(count)
         }
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "runs": runs, "violations": violations, "partitions": totals.partitions, "merges": totals.merges,
             "crashes": totals.crashes, "restarts": totals.restarts, "cascades": totals.cascades,
             "messages_submitted": totals.messagesSubmitted, "messages_delivered": totals.messagesDelivered,
             "installs": totals.installs, "items_delivered": totals.itemsDelivered, "views_delivered": totals.viewsDelivered, "peer_messages": totals.peerMessages,
-            "dropped_peer_messages": totals.droppedPeerMessages, "first_seed": seed,
+            "dropped_peer_messages": totals.droppedPeerMessages, "first_seed": seed, "semantics": semantics.rawValue,
         ]
+        if semantics == .virtualSynchrony {
+            object["vs_views_delivered"] = totals.vsViewsDelivered
+            object["vs_flushes"] = totals.vsFlushes
+            object["vs_refused_sends"] = totals.vsRefusedSends
+            object["vs_discarded"] = totals.vsDiscarded
+            object["vs_abandoned_holds"] = totals.vsAbandonedHolds
+        }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
         if !violations.isEmpty { throw ExitCode(1) }
+    }
+
+    private func options(_ runSeed: UInt64) -> ClusterSimulation.Options {
+        switch semantics {
+        case .extendedVirtualSynchrony: .swarm(seed: runSeed, daemons: daemons, clients: clients)
+        case .virtualSynchrony: .virtualSynchronySwarm(seed: runSeed, daemons: daemons, clients: clients)
+        }
     }
 
     private func report(_ summary: ClusterSimulation.Summary, violations: inout [[String: Any]]) {
@@ -103,7 +122,7 @@ struct SimulateCommand: ParsableCommand {
         }
         if !summary.violations.isEmpty {
             let replay = "cohort simulate --seeds 1 --seed \(runSeed)" + (daemons.map { " --daemons \($0)" } ?? "")
-                + (clients.map { " --clients \($0)" } ?? "")
+                + (clients.map { " --clients \($0)" } ?? "") + (semantics == .virtualSynchrony ? " --semantics vs" : "")
             print("seed \(runSeed) FAILED (\(summary.options)): replay with: \(replay)")
             for violation in summary.violations.prefix(10) { print("  \(violation)") }
             violations += summary.violations.map { ["seed": runSeed, "property": $0.property, "detail": $0.detail, "replay": replay] }

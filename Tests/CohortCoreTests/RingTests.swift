@@ -309,7 +309,7 @@ struct RingFlowControlTests {
         let operations: [GroupOperation] = [
             .join(member, group), .leave(member, group), .disconnect(member),
             .message(DeliveredMessage(service: .safe, messageType: 3, sender: member, groups: [group], payload: [1, 2])),
-            .state([(group, [member])]),
+            .state(configuration: ConfigurationID(epoch: 3, representative: "d2"), [(group, [member])]),
         ]
         for (index, operation) in operations.enumerated() {
             let bytes = operation.encoded(sequence: UInt64(index + 1))

@@ -24,11 +24,13 @@ struct ClusterTests {
         let process: Process
         let output: URL
 
-        static func start(name: String, at member: LocalCluster.Member) throws -> Listener {
+        /// `cohort listen --json` on `member`'s daemon, joining `group` (with Virtual Synchrony
+        /// if `vs`).
+        static func start(name: String, at member: LocalCluster.Member, group: String = ClusterTests.group, vs: Bool = false) throws -> Listener {
             let (process, output, _) = try ProcessTests.launch(ProcessTests.cohort, [
-                "listen", "--daemon", member.clientAddress, "--name", name, "--group", ClusterTests.group,
+                "listen", "--daemon", member.clientAddress, "--name", name, "--group", group,
                 "--json", "--timeout", "240",
-            ])
+            ] + (vs ? ["--vs"] : []))
             return Listener(name: name, process: process, output: output)
         }
 

@@ -80,15 +80,16 @@ public struct GroupService: Sendable {
     public let limits: Limits
     private var submitted: UInt64 = 0
     private var exchange: StateExchange?
+    /// This daemon's own clients' memberships, in join order: what its state items say. Kept
+    /// apart from the table, which an exchange cut short by a cascade empties of the daemons
+    /// whose state it did not get (this one's included, so that the daemons moving on together
+    /// keep one table); the next exchange brings them back from here.
+    private var ownMemberships: [GroupName: [MemberID]] = [:]
     /// A transitional configuration installed while the state exchange was open: its departed
     /// members leave once the exchange completes.
     private var deferredTransitional: RingConfiguration?
     /// Between a transitional configuration and the next regular one: the old ring's hash.
     private var transitionalViews: UInt64?
-    /// Groups given a transitional view since the last regular one: the state exchange gives
-    /// each a regular view, changed or not (EVS: a transitional configuration is always
-    /// followed by a regular one).
-    private var transitionalGroups: Set<GroupName> = []
     /// The daemons of the current configuration (regular, or transitional), by name.
     private var currentDaemons: Set<String> = []
     /// Items that did not decode.
@@ -183,7 +184,8 @@ public struct GroupService: Sendable {
         let viewSequence = delivery.sequence << 16 | UInt64(delivery.index)
         if let open = exchange {
             // (Mutated in place: the buffer can grow long while a state item is awaited.)
-            if case .state(let memberships) = decoded.operation, open.expected.contains(delivery.sender),
+            if case .state(let configuration, let memberships) = decoded.operation,
+               configuration == open.configuration.ring.configurationID, open.expected.contains(delivery.sender),
                !open.received.contains(where: { $0.daemon == delivery.sender }) {
                 exchange!.received.append((delivery.sender, memberships))
                 if exchange!.received.count == open.expected.count {
@@ -226,10 +228,30 @@ public struct GroupService: Sendable {
             case .leave(_, let group): ordered = .leave(member, group)
             default: ordered = .disconnect(member)
             }
+            if member.daemon == me.name { recordOwn(ordered) }
             for change in table.apply(ordered, sequence: nextViewSequence(viewSequence)) {
                 let local = change.recipients.filter { $0.daemon == me.name }
                 if !local.isEmpty { actions.append(.view(change.view, to: local)) }
             }
+        }
+    }
+
+    /// Keeps ``ownMemberships`` up to date with an ordered operation of one of this daemon's
+    /// clients.
+    private mutating func recordOwn(_ operation: OrderedOperation) {
+        switch operation {
+        case .join(let member, let group):
+            if !(ownMemberships[group]?.contains(member) ?? false) { ownMemberships[group, default: []].append(member) }
+        case .leave(let member, let group):
+            ownMemberships[group]?.removeAll { $0 == member }
+            if ownMemberships[group]?.isEmpty == true { ownMemberships[group] = nil }
+        case .disconnect(let member):
+            for group in ownMemberships.keys.sorted() {
+                ownMemberships[group]?.removeAll { $0 == member }
+                if ownMemberships[group]?.isEmpty == true { ownMemberships[group] = nil }
+            }
+        case .message:
+            break
         }
     }
 
@@ -312,9 +334,11 @@ public struct GroupService: Sendable {
         table.configuration = configuration.ring.configurationID
         transitionalViews = nil
         exchange = StateExchange(configuration: configuration, expected: Set(configuration.members))
-        let memberships = table.members(on: me.name)
+        let memberships = ownMemberships.keys.sorted().map { (group: $0, members: ownMemberships[$0]!) }
         submitted += 1
-        let item = RingItem(service: .agreed, payload: GroupOperation.state(memberships).encoded(sequence: submitted))
+        let item = RingItem(
+            service: .agreed,
+            payload: GroupOperation.state(configuration: configuration.ring.configurationID, memberships).encoded(sequence: submitted))
         drive(.submitControl(item), now: now, into: &actions)
     }
 
@@ -325,7 +349,6 @@ public struct GroupService: Sendable {
         let viewID = GroupViewID(configuration: configuration.ring.configurationID, sequence: 0)
         for change in table.removeMembers(notOn: daemons) {
             let remaining = change.before.filter { daemons.contains($0.daemon) }
-            if !remaining.isEmpty { transitionalGroups.insert(change.group) }
             let local = remaining.filter { $0.daemon == me.name }
             guard !local.isEmpty else { continue }
             let view = GroupView(
@@ -336,7 +359,7 @@ public struct GroupService: Sendable {
     }
 
     /// Every member of the configuration told its memberships (or the configuration ended):
-    /// the table becomes their union, changed groups get a NETWORK view, and the operations
+    /// the table becomes their union, every group gets a NETWORK view, and the operations
     /// ordered meanwhile apply.
     private mutating func completeExchange(viewSequence: UInt64, into actions: inout [Action]) {
         guard let exchange else { return }
@@ -350,9 +373,13 @@ public struct GroupService: Sendable {
             }
         }
         let viewID = GroupViewID(configuration: table.configuration, sequence: nextViewSequence(viewSequence))
-        let renewing = transitionalGroups
-        transitionalGroups = []
-        for change in table.replaceMembership(with: members, viewID: viewID, renewing: renewing) {
+        // Every group gets a NETWORK view, changed or not: the exchange is the same at every
+        // daemon of the configuration, so all members of a group get the same view. (Renewing
+        // only the groups that had a transitional view here left members on daemons of other
+        // components without it: a view the others had was one they never got; found by the
+        // VS liveness check, seed 136.) EVS: a transitional view is always followed by a
+        // regular one.
+        for change in table.replaceMembership(with: members, viewID: viewID, renewing: Set(members.keys)) {
             let after = table.members(of: change.group)
             let local = after.filter { $0.daemon == me.name }
             guard !local.isEmpty else { continue }
@@ -379,8 +406,10 @@ enum GroupOperation: Sendable {
     case leave(MemberID, GroupName)
     case disconnect(MemberID)
     case message(DeliveredMessage)
-    /// A daemon's local memberships, sent when a configuration is installed.
-    case state([(group: GroupName, members: [MemberID])])
+    /// A daemon's local memberships, sent when the configuration `configuration` is installed
+    /// (an item submitted for one configuration can be delivered in the next, after a cascade:
+    /// the name tells a stale one apart).
+    case state(configuration: ConfigurationID, [(group: GroupName, members: [MemberID])])
 
     private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state }
 
@@ -415,8 +444,9 @@ enum GroupOperation: Sendable {
             writer.write(Kind.message.rawValue)
             writer.writeMessageHeader(message)
             writer.writeBlob(message.payload)
-        case .state(let memberships):
+        case .state(let configuration, let memberships):
             writer.write(Kind.state.rawValue)
+            writer.write(configuration)
             writer.write(UInt32(memberships.count))
             for (group, members) in memberships {
                 writer.writeShortString(group.rawValue)
@@ -471,13 +501,14 @@ enum GroupOperation: Sendable {
                     operation = .message(message)
                     payloadRange = range
                 case .state:
+                    let configuration = try reader.readConfigurationID()
                     let count = try reader.readCount()
                     var memberships: [(group: GroupName, members: [MemberID])] = []
                     for _ in 0..<count {
                         let group = try GroupName(try reader.readShortString(), limits: limits)
                         memberships.append((group, try reader.readMembers(limits: limits)))
                     }
-                    operation = .state(memberships)
+                    operation = .state(configuration: configuration, memberships)
                 }
                 try reader.expectEnd()
                 return (sequence, operation, payloadRange)

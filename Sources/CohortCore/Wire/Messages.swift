@@ -63,6 +63,19 @@ public enum ViewCause: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     }
 }
 
+/// The two group semantics (DESIGN.md §1): what the daemons give, and what the client library
+/// builds on it with a flush.
+public enum GroupSemantics: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Extended Virtual Synchrony: open groups, transitional views; a message may be delivered
+    /// in a view other than its sender's.
+    case extendedVirtualSynchrony = "evs"
+    /// Virtual Synchrony: closed groups, a flush before every view, Sending View Delivery.
+    case virtualSynchrony = "vs"
+
+    /// `evs` or `vs`, as the CLI and JSON name them.
+    public var description: String { rawValue }
+}
+
 /// One membership view of a group, as delivered to its members.
 public struct GroupView: Hashable, Sendable {
     /// The group.
@@ -81,6 +94,9 @@ public struct GroupView: Hashable, Sendable {
     /// Members of the previous view that come into this one together with the receiver
     /// (Spread's `vs_set`); virtual synchrony and key agreement build on it.
     public var continuing: [MemberID]
+    /// Which semantics delivered the view: the daemons deliver EVS views; the client library's
+    /// flush layer turns them into VS views (``VirtualSynchrony``). Not on the wire.
+    public var semantics: GroupSemantics = .extendedVirtualSynchrony
 
     /// Creates a view.
     public init(
