@@ -12,7 +12,7 @@ struct ExperimentRunner: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cohort-experiments",
         abstract: "Runs Cohort's experiments on local clusters and writes Results/<experiment>/<name>.csv and meta.json.",
-        subcommands: [ThroughputExperiment.self, LatencyExperiment.self, MembershipExperiment.self, SimulatedMembershipExperiment.self, FlushCostExperiment.self]
+        subcommands: [ThroughputExperiment.self, LatencyExperiment.self, MembershipExperiment.self, SimulatedMembershipExperiment.self, FlushCostExperiment.self, ChurnThroughputExperiment.self]
     )
 }
 

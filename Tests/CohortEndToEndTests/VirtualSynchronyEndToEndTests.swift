@@ -68,10 +68,12 @@ struct VirtualSynchronyEndToEndTests {
             let delivered = try listeners[index].vsDelivered()
             #expect(delivered.isSuperset(of: expected), "V\(index + 1) misses \(expected.subtracting(delivered).count) of W\(index + 1)'s messages")
         }
-        let (first, second) = (try listeners[0].vsDelivered(), try listeners[1].vsDelivered())
-        #expect(first == second, "V1 and V2 never parted; only V1: \(first.subtracting(second).sorted().prefix(5)), only V2: \(second.subtracting(first).sorted().prefix(5))")
-        if first != second {
-            for listener in listeners { print("--- \(listener.name)\n\(listener.text.split(separator: "\n").filter { $0.contains("view") }.joined(separator: "\n"))") }
+        // V1 and V2 were put on the same side; unless a starved daemon parted them too (their
+        // views then differ, and the VS checker above compares only what they shared), they
+        // deliver the same messages.
+        if try listeners[0].vsViewIDs() == listeners[1].vsViewIDs() {
+            let (first, second) = (try listeners[0].vsDelivered(), try listeners[1].vsDelivered())
+            #expect(first == second, "V1 and V2 had the same views; only V1: \(first.subtracting(second).sorted().prefix(5)), only V2: \(second.subtracting(first).sorted().prefix(5))")
         }
         // The views were VS views, installed after flushes, and the partition was seen.
         #expect(listeners[2].text.contains("\"semantics\":\"vs\""))
@@ -100,6 +102,11 @@ extension ClusterTests.Listener {
             if case .install(_, _, let members, _) = event { return members }
         }
         return []
+    }
+
+    /// The identifiers of its VS views, in order.
+    func vsViewIDs() throws -> [String] {
+        try vsEvents().compactMap { if case .install(_, let viewID, _, _) = $0 { viewID } else { nil } }
     }
 
     /// Messages delivered, as `sender#sequence`.
