@@ -13,6 +13,9 @@ final class FlushLayer: Sendable {
 
     let policy: FlushPolicy
     private let state: Mutex<State>
+    /// `!groups.isEmpty`, written under the lock: a connection without VS groups sends and reads
+    /// without taking it.
+    private let anyGroups = Atomic<Bool>(false)
 
     init(member: MemberID, policy: FlushPolicy) {
         self.policy = policy
@@ -20,18 +23,26 @@ final class FlushLayer: Sendable {
     }
 
     /// Marks `group` as a VS group (before its join is sent, so its first view is the layer's).
-    func adopt(_ group: GroupName) { state.withLock { _ = $0.groups.insert(group) } }
+    func adopt(_ group: GroupName) {
+        state.withLock {
+            $0.groups.insert(group)
+            anyGroups.store(true, ordering: .releasing)
+        }
+    }
 
     /// Whether any group is a VS group (else every event passes by untouched).
-    var hasGroups: Bool { state.withLock { !$0.groups.isEmpty } }
+    var hasGroups: Bool { anyGroups.load(ordering: .acquiring) }
 
     /// Whether the message or view of `group` is the flush layer's.
-    func governs(_ group: GroupName) -> Bool { state.withLock { $0.groups.contains(group) } }
+    func governs(_ group: GroupName) -> Bool {
+        hasGroups && state.withLock { $0.groups.contains(group) }
+    }
 
     /// Tags an application message of a VS group with its view; nil for EVS groups and private
     /// groups. Report the write with ``written(_:)``.
     func wrap(_ message: OutgoingMessage) throws(VSError) -> (message: OutgoingMessage, group: GroupName)? {
-        try state.withLock { (state) throws(VSError) -> (message: OutgoingMessage, group: GroupName)? in
+        guard hasGroups else { return nil }
+        return try state.withLock { (state) throws(VSError) -> (message: OutgoingMessage, group: GroupName)? in
             let vs = message.groups.filter { state.groups.contains($0) }
             if vs.isEmpty { return nil }
             guard message.groups.count == 1 else { throw .severalGroups }
@@ -63,7 +74,10 @@ final class FlushLayer: Sendable {
                     input = .message(message)
                 case .view(let view) where state.groups.contains(view.group):
                     input = .view(view)
-                    if !view.members.contains(state.core.member) { state.groups.remove(view.group) }
+                    if !view.members.contains(state.core.member) {
+                        state.groups.remove(view.group)
+                        anyGroups.store(!state.groups.isEmpty, ordering: .releasing)
+                    }
                 default:
                     out.append(event)
                     continue

@@ -246,6 +246,9 @@ public struct ClusterSimulation: Sendable {
     private var vsLogs: [String: [VSEvent]] = [:]
     /// Clients with an open session: a daemon delivers nothing to a session that is gone.
     private var connected: Set<MemberID> = []
+    /// Clients whose session ended and whose disconnect is not ordered yet: their daemon refuses
+    /// their name meanwhile (as `DaemonCore` does).
+    private var departing: Set<MemberID> = []
     private static let groupNames = ["g1", "g2", "g3"].map { try! GroupName($0) }
 
     /// A simulated client: connected to one daemon, in some groups, sending.
@@ -479,6 +482,7 @@ public struct ClusterSimulation: Sendable {
             nodes[victim].ring = nil
             logs[nodes[victim].process, default: []].append(.crash)
             connected = connected.filter { $0.daemon != nodes[victim].name }
+            departing = departing.filter { $0.daemon != nodes[victim].name }
             summary.crashes += 1
         case "restart":
             let index = crashed.randomElement(using: &random)!
@@ -527,6 +531,8 @@ public struct ClusterSimulation: Sendable {
                 logs[process, default: []].append(.install(logged))
             case .pauseIntake(let paused):
                 nodes[index].intakePaused = paused
+            case .departed(let member):
+                departing.remove(member)
             case .view(let view, var recipients):
                 if let traceMember, view.changed.contains(where: { $0.description == traceMember }) || view.members.contains(where: { $0.description == traceMember }) {
                     print("t=\(now / 1_000) \(process) VIEW \(view.group) \(view.viewID) \(view.cause) changed=\(view.changed) trans=\(view.transitional) members=\(view.members.count) to \(recipients.count)")
@@ -574,15 +580,15 @@ public struct ClusterSimulation: Sendable {
         defer { clients[index] = client }
         guard node.ring != nil else { return }
         guard client.incarnation == node.incarnation, let member = client.member else {
-            // (Re)connect to the daemon's current incarnation, once its earlier session is gone
-            // from the groups (a daemon refuses a private name still in use).
+            // (Re)connect to the daemon's current incarnation, once its earlier session's
+            // disconnect is ordered (a daemon refuses a private name still in use).
             // VS clients take a new private name per session: the groups of an earlier session
             // under the same name may still be in the ring, unordered, and its views would reach
             // the new session's flush layer as its own.
             client.sessions += 1
             let name = options.virtualSynchrony ? "\(client.name)s\(client.sessions)" : client.name
             let candidate = try! MemberID(name: name, daemon: node.name)
-            guard node.ring!.table.groupCount(of: candidate) == 0 else { return }
+            guard !departing.contains(candidate) else { return }
             if options.virtualSynchrony {
                 client.vs = VirtualSynchrony(member: candidate, settings: .init(holdsViews: options.holdsViews))
             }
@@ -610,6 +616,7 @@ public struct ClusterSimulation: Sendable {
             client.incarnation = nil
             views.disconnected(member)
             connected.remove(member)
+            departing.insert(member)
             event = .disconnect(member)
         } else {
             let service: ServiceLevel = [.reliable, .fifo, .causal, .agreed, .agreed, .safe].randomElement(using: &random)!

@@ -2,8 +2,10 @@ import CohortCore
 
 /// Checks light-weight group views as clients receive them: members that install a regular view
 /// with one identifier see the same members (`view-agreement`); a view reaches only its members,
-/// or a leaver told of its own leave (`view-membership`); a client receives a group's messages only
-/// while its last view of the group holds it (`group-delivery`).
+/// or a leaver told of its own leave (`view-membership`); a member stays in a group from view to
+/// view until a view removes it — a view that holds it again names it among the members that
+/// come along (`view-continuity`); a client receives a group's messages only while its last view
+/// of the group holds it (`group-delivery`).
 struct GroupViewMonitor: Sendable {
     private(set) var violations: [EVSViolation] = []
     private var regularViews: [GroupName: [GroupViewID: [MemberID]]] = [:]
@@ -22,6 +24,9 @@ struct GroupViewMonitor: Sendable {
             } else {
                 regularViews[view.group, default: [:]][view.viewID] = view.members
             }
+        }
+        if view.members.contains(member), membership[member]?.contains(view.group) == true, !view.continuing.contains(member) {
+            violations.append(.init(property: "view-continuity", detail: "\(member) gets \(view.group) view \(view.viewID) (\(view.cause)) as a newcomer, though its last view holds it"))
         }
         if view.members.contains(member) {
             membership[member, default: []].insert(view.group)

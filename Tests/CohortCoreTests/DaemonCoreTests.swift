@@ -115,6 +115,32 @@ struct HandshakeTests {
         #expect(harness.core.member(of: first) == member("alice"))
     }
 
+    @Test("a private name stays taken until the ring orders its last session's disconnect")
+    func nameTakenUntilDepartureOrdered() {
+        var harness = CoreHarness()
+        let first = harness.connect(1, name: "alice")
+        harness.feed(.frame(first, .join(group("g"))))
+        // A message leaves with the token, which the daemon forwards to itself; until that token
+        // is processed (it is not, here), what is submitted waits for it.
+        let message = OutgoingMessage(service: .agreed, groups: [group("g")], payload: [1])
+        harness.record(harness.core.on(.frame(first, .multicast(message)), now: harness.now))
+        #expect(!harness.loopback.isEmpty)
+        // The session ends; the ring has not yet ordered its disconnect.
+        harness.record(harness.core.on(.sessionClosed(first), now: harness.now))
+        #expect(harness.core.groups.table.groupCount(of: member("alice")) == 1)
+        let early = SessionID(2)
+        harness.record(harness.core.on(.sessionOpened(early, .test()), now: harness.now))
+        harness.record(harness.core.on(.frame(early, .connect(ConnectRequest(privateName: "alice", wantsMembership: true))), now: harness.now))
+        guard case .reject(.duplicatePrivateName, _) = harness.take(early).first else { Issue.record("no reject"); return }
+        // Once it is ordered, the name serves a new session, which is in no group.
+        while !harness.loopback.isEmpty {
+            harness.record(harness.core.on(.peer(harness.loopback.removeFirst()), now: harness.now))
+        }
+        let later = harness.connect(3, name: "alice")
+        guard case .accept = harness.take(later).first else { Issue.record("no accept"); return }
+        #expect(harness.core.groups.table.groupCount(of: member("alice")) == 0)
+    }
+
     @Test("an unsupported version is rejected")
     func version() {
         var harness = CoreHarness()

@@ -156,6 +156,9 @@ public struct DaemonCore: Sendable {
     private var sessionByMember: [MemberID: SessionID] = [:] {
         didSet { lastTargets = nil }
     }
+    /// Members whose session ended and whose disconnect the ring has not ordered yet: their
+    /// names stay taken until then.
+    private var departing: Set<MemberID> = []
     /// The sessions the last message went to, and the members they were found for: a stream of
     /// messages to one group maps the same members (the same array) to the same sessions.
     private var lastTargets: (members: [MemberID], sessions: [SessionID])?
@@ -316,6 +319,7 @@ public struct DaemonCore: Sendable {
         guard let state = sessions.removeValue(forKey: session) else { return resume }
         guard case .established(let member, _, _) = state else { return resume }
         sessionByMember[member] = nil
+        departing.insert(member)
         return drive(.disconnect(member), now: now) + resume
     }
 
@@ -451,6 +455,9 @@ public struct DaemonCore: Sendable {
     /// Why `member` cannot be admitted now (its name in use, or the daemon full), if it cannot.
     private func admissionRefusal(of member: MemberID) -> (code: ErrorCode, reason: String)? {
         if sessionByMember[member] != nil { return (.duplicatePrivateName, "private name \(member.name) is in use") }
+        if departing.contains(member) {
+            return (.duplicatePrivateName, "private name \(member.name) is in use until the daemons order its last session's departure")
+        }
         if sessionByMember.count >= settings.clientsMax {
             return (.tooManyClients, "daemon serves its maximum of \(settings.clientsMax) clients")
         }
@@ -631,6 +638,8 @@ public struct DaemonCore: Sendable {
                     actions.append(.send(.error(.overloaded, fatal: false,
                                                 reason: "too many operations wait for the daemons' ring; this one was dropped"), to: session))
                 }
+            case .departed(let member):
+                departing.remove(member)
             case .droppedItem, .ordered:
                 // A malformed item is counted by the group service (`droppedItems`); the order
                 // report is for checkers.
@@ -681,6 +690,7 @@ public struct DaemonCore: Sendable {
         var actions: [Action] = []
         if case .established(let member, _, _) = state {
             sessionByMember[member] = nil
+            departing.insert(member)
             actions += drive(.disconnect(member), now: now)
         }
         actions.append(.close(session, reason: reason, discardQueued: discardQueued))

@@ -5,8 +5,10 @@
 /// them in one order and computes identical views. When the daemon configuration changes, each
 /// group that loses members gets a transitional view (the members that come along), and once the
 /// new configuration is installed the daemons exchange their local memberships (one ordered state
-/// item each, as Spread's group state exchange does) and every group whose membership changed
-/// gets a view with cause NETWORK. A view tells each recipient which members came with it from its
+/// item each, as Spread's group state exchange does) and every group gets a view with cause
+/// NETWORK. Client operations wait in the daemon while the exchange is open (as Spread swaps its
+/// protocol queue for the groups queue), so that none is ordered against a table the exchange
+/// may yet fail to complete. A view tells each recipient which members came with it from its
 /// previous view (`continuing`).
 ///
 /// A pure state machine like the ring it drives: ``on(_:now:)`` takes an ``Event`` and returns
@@ -51,8 +53,13 @@ public struct GroupService: Sendable {
         /// An item was delivered in the total order (only with ``reportsOrder``; for checkers).
         case ordered(ItemOrigin, ServiceLevel)
         /// A local client's operation was refused: twice the ring's pending limit waits already
-        /// (intake should have been paused); the client is to be told.
+        /// (intake should have been paused); the client is to be told. (A disconnect is never
+        /// refused.)
         case refused(MemberID)
+        /// A local client's disconnect was ordered: it left every group everywhere, and its
+        /// private name may serve a new session (until then, views and messages for the old
+        /// session's groups would reach the new one).
+        case departed(MemberID)
     }
 
     /// Identifies an ordered item: its daemon and that daemon's count of items submitted.
@@ -69,6 +76,8 @@ public struct GroupService: Sendable {
         var configuration: RingConfiguration
         var expected: Set<DaemonID>
         var received: [(daemon: DaemonID, memberships: [(group: GroupName, members: [MemberID])])] = []
+        /// Other items delivered before the exchange completed: those of daemons that completed
+        /// it (and so send again) while this one still waits for a state item it may never get.
         var buffered: [(operation: GroupOperation, origin: ItemOrigin, viewSequence: UInt64)] = []
     }
 
@@ -80,13 +89,23 @@ public struct GroupService: Sendable {
     public let limits: Limits
     private var submitted: UInt64 = 0
     private var exchange: StateExchange?
-    /// This daemon's own clients' memberships, in join order: what its state items say. Kept
-    /// apart from the table, which an exchange cut short by a cascade empties of the daemons
-    /// whose state it did not get (this one's included, so that the daemons moving on together
-    /// keep one table); the next exchange brings them back from here.
+    /// Client items (encoded, their item number not yet set) that wait for the open exchange to
+    /// complete, oldest first. Ordering them meanwhile would apply them to a table that a cascade
+    /// can leave without their sender's state: a client's messages then reached nobody, itself
+    /// included, with no view telling it why (the VS self-delivery check, seed 2008).
+    private var held: [RingItem] = []
+    /// The ring asks for intake to pause (its queue is long).
+    private var ringBacklogged = false
+    /// ``held`` reached the ring's pending limit.
+    private var heldBacklogged = false
+    /// Whether intake is paused (the last ``Action/pauseIntake(_:)`` said so).
+    private var intakePaused = false
+    /// This daemon's own clients' memberships, in join order: what its state items say (the
+    /// table holds them too, but names other daemons' clients as well).
     private var ownMemberships: [GroupName: [MemberID]] = [:]
     /// A transitional configuration installed while the state exchange was open: its departed
-    /// members leave once the exchange completes.
+    /// members leave once the exchange completes, or silently if the next regular configuration
+    /// cuts it short.
     private var deferredTransitional: RingConfiguration?
     /// Between a transitional configuration and the next regular one: the old ring's hash.
     private var transitionalViews: UInt64?
@@ -140,10 +159,54 @@ public struct GroupService: Sendable {
     }
 
     private mutating func submit(_ operation: GroupOperation, service: ServiceLevel, now: Instant, into actions: inout [Action]) {
-        submitted += 1
         // Every item is ordered (UNRELIABLE to AGREED share the total order); SAFE waits for all.
-        let item = RingItem(service: service == .safe ? .safe : .agreed, payload: operation.encoded(sequence: submitted))
-        drive(.submit(item), now: now, client: operation.client, into: &actions)
+        let service: ServiceLevel = service == .safe ? .safe : .agreed
+        // A disconnect is never refused: a member left in its groups would stay there for good.
+        let refusable: Bool
+        if case .disconnect = operation { refusable = false } else { refusable = true }
+        guard exchange == nil else {
+            if refusable, held.count >= ring.settings.pendingItemsRefused ?? 2 * ring.settings.pendingItemsMax {
+                if let client = operation.client { actions.append(.refused(client)) }
+            } else {
+                held.append(RingItem(service: service, payload: operation.encoded(sequence: 0)))
+                noteHeld(into: &actions)
+            }
+            return
+        }
+        submitted += 1
+        let item = RingItem(service: service, payload: operation.encoded(sequence: submitted))
+        drive(refusable ? .submit(item) : .submitControl(item), now: now, client: operation.client, into: &actions)
+    }
+
+    /// Hands the held client items to the ring, numbered now: items leave in the order of their
+    /// numbers.
+    private mutating func releaseHeld(now: Instant, into actions: inout [Action]) {
+        let items = held
+        held = []
+        noteHeld(into: &actions)
+        for item in items {
+            submitted += 1
+            var payload = Array(item.payload)
+            for index in 0..<8 { payload[index] = UInt8(truncatingIfNeeded: submitted >> (56 - 8 * index)) }
+            // Never refused: `held` is bounded as the ring's queue is.
+            drive(.submitControl(RingItem(service: item.service, payload: payload)), now: now, into: &actions)
+        }
+    }
+
+    /// Pauses intake once the held items reach the ring's pending limit (they are released all at
+    /// once, so it resumes then).
+    private mutating func noteHeld(into actions: inout [Action]) {
+        heldBacklogged = held.count >= ring.settings.pendingItemsMax
+        updateIntake(into: &actions)
+    }
+
+    /// Tells the driver to pause intake while the ring's queue or the held items are long, and
+    /// to resume it once neither is.
+    private mutating func updateIntake(into actions: inout [Action]) {
+        let paused = ringBacklogged || heldBacklogged
+        guard paused != intakePaused else { return }
+        intakePaused = paused
+        actions.append(.pauseIntake(paused))
     }
 
     /// Runs the ring on `event`; a refused submission is reported as `client`'s.
@@ -160,9 +223,11 @@ public struct GroupService: Sendable {
             case .broadcast(let message): actions.append(.broadcast(message))
             case .send(let message, let to): actions.append(.send(message, to: to))
             case .armTimer(let timer, let after): actions.append(.armTimer(timer, after: after))
-            case .pauseIntake(let paused): actions.append(.pauseIntake(paused))
+            case .pauseIntake(let paused):
+                ringBacklogged = paused
+                updateIntake(into: &actions)
             case .refused: if let client { actions.append(.refused(client)) }
-            case .deliver(let delivery): onDelivery(delivery, into: &actions)
+            case .deliver(let delivery): onDelivery(delivery, now: now, into: &actions)
             case .install(let configuration): onInstall(configuration, now: now, into: &actions)
             }
         }
@@ -170,7 +235,7 @@ public struct GroupService: Sendable {
 
     // MARK: - Ordered items
 
-    private mutating func onDelivery(_ delivery: RingDelivery, into actions: inout [Action]) {
+    private mutating func onDelivery(_ delivery: RingDelivery, now: Instant, into actions: inout [Action]) {
         let decoded: (sequence: UInt64, operation: GroupOperation, payload: Range<Int>?)
         do {
             decoded = try GroupOperation.decodeLeavingPayload(delivery.item.payload, limits: limits, memo: &decodeMemo)
@@ -189,7 +254,7 @@ public struct GroupService: Sendable {
                !open.received.contains(where: { $0.daemon == delivery.sender }) {
                 exchange!.received.append((delivery.sender, memberships))
                 if exchange!.received.count == open.expected.count {
-                    completeExchange(viewSequence: viewSequence, into: &actions)
+                    completeExchange(viewSequence: viewSequence, now: now, into: &actions)
                 }
             } else {
                 let operation = decoded.operation.filling(payload: decoded.payload, from: delivery.item.payload)
@@ -233,6 +298,7 @@ public struct GroupService: Sendable {
                 let local = change.recipients.filter { $0.daemon == me.name }
                 if !local.isEmpty { actions.append(.view(change.view, to: local)) }
             }
+            if case .disconnect = ordered, member.daemon == me.name { actions.append(.departed(member)) }
         }
     }
 
@@ -328,12 +394,18 @@ public struct GroupService: Sendable {
             }
             return
         }
-        // An exchange still open completes with what was delivered of the old configuration.
-        if exchange != nil { completeExchange(viewSequence: 0, into: &actions) }
+        // An exchange still open is cut short: no daemon that moves on with this one got every
+        // state either, and the next exchange tells everything again.
+        if exchange != nil { abandonExchange() }
         currentDaemons = Set(configuration.members.map(\.name))
         table.configuration = configuration.ring.configurationID
         transitionalViews = nil
         exchange = StateExchange(configuration: configuration, expected: Set(configuration.members))
+        // The client items not yet broadcast wait for the exchange too, before those held
+        // already (a state item of a configuration cut short is stale: it goes).
+        let unsent = ring.withdrawPending().filter { !GroupOperation.isState($0.payload) }
+        held.insert(contentsOf: unsent, at: 0)
+        noteHeld(into: &actions)
         let memberships = ownMemberships.keys.sorted().map { (group: $0, members: ownMemberships[$0]!) }
         submitted += 1
         let item = RingItem(
@@ -361,7 +433,7 @@ public struct GroupService: Sendable {
     /// Every member of the configuration told its memberships (or the configuration ended):
     /// the table becomes their union, every group gets a NETWORK view, and the operations
     /// ordered meanwhile apply.
-    private mutating func completeExchange(viewSequence: UInt64, into actions: inout [Action]) {
+    private mutating func completeExchange(viewSequence: UInt64, now: Instant, into actions: inout [Action]) {
         guard let exchange else { return }
         self.exchange = nil
         var members: [GroupName: [MemberID]] = [:]
@@ -397,6 +469,21 @@ public struct GroupService: Sendable {
             deferredTransitional = nil
             removeDeparted(keeping: transitional, into: &actions)
         }
+        releaseHeld(now: now, into: &actions)
+    }
+
+    /// A cascade cut the exchange short: the states and items delivered meanwhile are dropped
+    /// and no view is given (as Spread does), since the daemons moving on together may hold
+    /// different tables until an exchange completes. The items buffered came from daemons that
+    /// completed the exchange and left: their views were never installed here, so neither are
+    /// the messages sent in them. The departed leave the table silently; the next exchange's
+    /// NETWORK views tell who is there.
+    private mutating func abandonExchange() {
+        exchange = nil
+        if let transitional = deferredTransitional {
+            deferredTransitional = nil
+            _ = table.removeMembers(notOn: Set(transitional.members.map(\.name)))
+        }
     }
 }
 
@@ -412,6 +499,11 @@ enum GroupOperation: Sendable {
     case state(configuration: ConfigurationID, [(group: GroupName, members: [MemberID])])
 
     private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state }
+
+    /// Whether an encoded item is a state item (its kind follows the 8-byte item number).
+    static func isState(_ payload: ArraySlice<UInt8>) -> Bool {
+        payload.count > 8 && payload[payload.startIndex + 8] == Kind.state.rawValue
+    }
 
     /// The client the operation comes from (none for a state item).
     var client: MemberID? {

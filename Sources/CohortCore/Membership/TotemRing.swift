@@ -305,6 +305,15 @@ public struct TotemRing: Sendable {
         }
     }
 
+    /// Takes back the items submitted and not yet broadcast, oldest first: the layer above holds
+    /// its clients' items while it exchanges state (Spread swaps its protocol queue likewise).
+    public mutating func withdrawPending() -> [RingItem] {
+        let items = Array(pending[pendingHead...])
+        pending.removeAll(keepingCapacity: true)
+        pendingHead = 0
+        return items
+    }
+
     private mutating func releaseHeldToken(now: Instant, into actions: inout [Action]) {
         guard let token = heldToken else { return }
         heldToken = nil
