@@ -115,8 +115,8 @@ struct HandshakeTests {
         #expect(harness.core.member(of: first) == member("alice"))
     }
 
-    @Test("a private name stays taken until the ring orders its last session's disconnect")
-    func nameTakenUntilDepartureOrdered() {
+    @Test("a session under the name of one whose disconnect is not yet ordered is accepted once it is, in no group")
+    func nameWaitsForDeparture() {
         var harness = CoreHarness()
         let first = harness.connect(1, name: "alice")
         harness.feed(.frame(first, .join(group("g"))))
@@ -128,17 +128,35 @@ struct HandshakeTests {
         // The session ends; the ring has not yet ordered its disconnect.
         harness.record(harness.core.on(.sessionClosed(first), now: harness.now))
         #expect(harness.core.groups.table.groupCount(of: member("alice")) == 1)
-        let early = SessionID(2)
-        harness.record(harness.core.on(.sessionOpened(early, .test()), now: harness.now))
-        harness.record(harness.core.on(.frame(early, .connect(ConnectRequest(privateName: "alice", wantsMembership: true))), now: harness.now))
-        guard case .reject(.duplicatePrivateName, _) = harness.take(early).first else { Issue.record("no reject"); return }
-        // Once it is ordered, the name serves a new session, which is in no group.
+        let second = SessionID(2)
+        harness.record(harness.core.on(.sessionOpened(second, .test()), now: harness.now))
+        harness.record(harness.core.on(.frame(second, .connect(ConnectRequest(privateName: "alice", wantsMembership: true))), now: harness.now))
+        #expect(harness.take(second).isEmpty, "answered before the old session departed")
+        // A third session under the name meanwhile is a duplicate.
+        let third = harness.connect(3, name: "alice")
+        guard case .reject(.duplicatePrivateName, _) = harness.take(third).first else { Issue.record("no reject"); return }
+        // Once the disconnect is ordered, the waiting session is accepted, and the old session's
+        // group and message never reach it.
         while !harness.loopback.isEmpty {
             harness.record(harness.core.on(.peer(harness.loopback.removeFirst()), now: harness.now))
         }
-        let later = harness.connect(3, name: "alice")
-        guard case .accept = harness.take(later).first else { Issue.record("no accept"); return }
+        guard case .accept = harness.take(second).first else { Issue.record("no accept"); return }
+        #expect(harness.take(second).isEmpty)
         #expect(harness.core.groups.table.groupCount(of: member("alice")) == 0)
+    }
+
+    @Test("a session waiting for its name's departure times out like any handshake")
+    func departureWaitTimesOut() {
+        var harness = CoreHarness()
+        let first = harness.connect(1, name: "alice")
+        harness.record(harness.core.on(.frame(first, .join(group("g"))), now: harness.now))
+        harness.record(harness.core.on(.sessionClosed(first), now: harness.now))
+        let second = SessionID(2)
+        harness.record(harness.core.on(.sessionOpened(second, .test()), now: harness.now))
+        harness.record(harness.core.on(.frame(second, .connect(ConnectRequest(privateName: "alice", wantsMembership: true))), now: harness.now))
+        harness.now = harness.now.advanced(by: harness.core.settings.handshakeTimeout)
+        harness.record(harness.core.on(.timerFired(.handshake(second)), now: harness.now))
+        guard case .reject(.handshakeTimeout, _) = harness.take(second).first else { Issue.record("no timeout"); return }
     }
 
     @Test("an unsupported version is rejected")

@@ -128,8 +128,18 @@ public struct DaemonCore: Sendable {
         indirect case awaitingConnect(openedAt: Instant, origin: ClientOrigin)
         /// The client picked a method that challenged it; its response is awaited.
         indirect case authenticating(Authenticating, exchange: any AuthenticationExchange)
+        /// Authenticated, under a private name whose last session's disconnect the ring has not
+        /// ordered yet: accepted once it is (else the old session's views would reach it).
+        indirect case awaitingDeparture(Admitted)
         case established(member: MemberID, wantsMembership: Bool, principal: Principal)
         case closing
+    }
+
+    /// A handshake that passed authentication, and what its accept says.
+    private struct Admitted: Sendable {
+        var state: Authenticating
+        var principal: Principal
+        var finalData: [UInt8]
     }
 
     /// A handshake whose connect frame passed every check but authentication.
@@ -156,9 +166,11 @@ public struct DaemonCore: Sendable {
     private var sessionByMember: [MemberID: SessionID] = [:] {
         didSet { lastTargets = nil }
     }
-    /// Members whose session ended and whose disconnect the ring has not ordered yet: their
-    /// names stay taken until then.
+    /// Members whose session ended and whose disconnect the ring has not ordered yet: a new
+    /// session under such a name waits for it (in ``parked``).
     private var departing: Set<MemberID> = []
+    /// Sessions in ``SessionState/awaitingDeparture(_:)``, by member.
+    private var parked: [MemberID: SessionID] = [:]
     /// The sessions the last message went to, and the members they were found for: a stream of
     /// messages to one group maps the same members (the same array) to the same sessions.
     private var lastTargets: (members: [MemberID], sessions: [SessionID])?
@@ -309,6 +321,9 @@ public struct DaemonCore: Sendable {
             return reject(session, .handshakeTimeout, "no connect frame within \(settings.handshakeTimeout)")
         case .authenticating(let state, _) where now >= state.openedAt.advanced(by: settings.handshakeTimeout):
             return reject(session, .handshakeTimeout, "authentication not completed within \(settings.handshakeTimeout)")
+        case .awaitingDeparture(let admitted) where now >= admitted.state.openedAt.advanced(by: settings.handshakeTimeout):
+            return reject(session, .handshakeTimeout,
+                          "the last session of private name \(admitted.state.member.name) did not depart within \(settings.handshakeTimeout)")
         default:
             return []
         }
@@ -317,6 +332,7 @@ public struct DaemonCore: Sendable {
     private mutating func onSessionClosed(_ session: SessionID, now: Instant) -> [Action] {
         let resume = endBacklog(of: session)
         guard let state = sessions.removeValue(forKey: session) else { return resume }
+        if case .awaitingDeparture(let admitted) = state { parked[admitted.state.member] = nil }
         guard case .established(let member, _, _) = state else { return resume }
         sessionByMember[member] = nil
         departing.insert(member)
@@ -362,7 +378,7 @@ public struct DaemonCore: Sendable {
         var actions: [Action] = []
         for session in sessions.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
             switch sessions[session] {
-            case .awaitingConnect, .authenticating:
+            case .awaitingConnect, .authenticating, .awaitingDeparture:
                 actions += reject(session, .shuttingDown, "daemon is shutting down")
             case .established:
                 actions += fail(session, .shuttingDown, "daemon is shutting down", now: now)
@@ -390,6 +406,8 @@ public struct DaemonCore: Sendable {
                     .authMalformed, reason: "expected an authResponse frame during authentication", label: "out_of_turn"))
             }
             return proceed(session, state, exchange.next(response), now: now)
+        case .awaitingDeparture:
+            return reject(session, .frameBeforeHandshake, "no frame may come before the accept")
         case .established(let member, _, let principal):
             switch frame {
             case .connect, .authResponse:
@@ -454,9 +472,8 @@ public struct DaemonCore: Sendable {
 
     /// Why `member` cannot be admitted now (its name in use, or the daemon full), if it cannot.
     private func admissionRefusal(of member: MemberID) -> (code: ErrorCode, reason: String)? {
-        if sessionByMember[member] != nil { return (.duplicatePrivateName, "private name \(member.name) is in use") }
-        if departing.contains(member) {
-            return (.duplicatePrivateName, "private name \(member.name) is in use until the daemons order its last session's departure")
+        if sessionByMember[member] != nil || parked[member] != nil {
+            return (.duplicatePrivateName, "private name \(member.name) is in use")
         }
         if sessionByMember.count >= settings.clientsMax {
             return (.tooManyClients, "daemon serves its maximum of \(settings.clientsMax) clients")
@@ -489,15 +506,38 @@ public struct DaemonCore: Sendable {
             }
             // The name may have been taken, or the daemon filled up, during a long exchange.
             if let refusal = admissionRefusal(of: state.member) { return reject(session, refusal.code, refusal.reason) }
-            sessions[session] = .established(
-                member: state.member, wantsMembership: state.request.wantsMembership, principal: principal)
-            sessionByMember[state.member] = session
-            return [
-                .authenticated(session, principal: principal, method: method, origin: state.origin),
-                .send(.accept(ConnectAccept(
-                    version: WireProtocol.version, member: state.member, architecture: hooks.architectureName,
-                    principal: principal, authData: finalData)), to: session),
-            ]
+            let admitted = Admitted(state: state, principal: principal, finalData: finalData)
+            guard !departing.contains(state.member) else {
+                sessions[session] = .awaitingDeparture(admitted)
+                parked[state.member] = session
+                return []
+            }
+            return establish(session, admitted)
+        }
+    }
+
+    /// Accepts an authenticated session.
+    private mutating func establish(_ session: SessionID, _ admitted: Admitted) -> [Action] {
+        let state = admitted.state
+        sessions[session] = .established(
+            member: state.member, wantsMembership: state.request.wantsMembership, principal: admitted.principal)
+        sessionByMember[state.member] = session
+        return [
+            .authenticated(session, principal: admitted.principal, method: state.request.authMethod, origin: state.origin),
+            .send(.accept(ConnectAccept(
+                version: WireProtocol.version, member: state.member, architecture: hooks.architectureName,
+                principal: admitted.principal, authData: admitted.finalData)), to: session),
+        ]
+    }
+
+    /// `member`'s last disconnect is ordered: a session waiting for its name is accepted now.
+    private mutating func onDeparted(_ member: MemberID, into actions: inout [Action]) {
+        departing.remove(member)
+        guard let session = parked.removeValue(forKey: member), case .awaitingDeparture(let admitted) = sessions[session] else { return }
+        if let refusal = admissionRefusal(of: member) {
+            actions += reject(session, refusal.code, refusal.reason)
+        } else {
+            actions += establish(session, admitted)
         }
     }
 
@@ -639,7 +679,7 @@ public struct DaemonCore: Sendable {
                                                 reason: "too many operations wait for the daemons' ring; this one was dropped"), to: session))
                 }
             case .departed(let member):
-                departing.remove(member)
+                onDeparted(member, into: &actions)
             case .droppedItem, .ordered:
                 // A malformed item is counted by the group service (`droppedItems`); the order
                 // report is for checkers.
@@ -666,6 +706,7 @@ public struct DaemonCore: Sendable {
 
     /// Rejects a handshake: a typed reject, then close.
     private mutating func reject(_ session: SessionID, _ code: ErrorCode, _ reason: String) -> [Action] {
+        if case .awaitingDeparture(let admitted) = sessions[session] { parked[admitted.state.member] = nil }
         sessions[session] = .closing
         return [.send(.reject(code, reason: reason), to: session),
                 .close(session, reason: "handshake rejected: \(code): \(reason)")]
@@ -675,7 +716,7 @@ public struct DaemonCore: Sendable {
     private mutating func fail(_ session: SessionID, _ code: ErrorCode, _ reason: String, now: Instant) -> [Action] {
         guard let state = sessions[session] else { return [] }
         switch state {
-        case .awaitingConnect, .authenticating: return reject(session, code, reason)
+        case .awaitingConnect, .authenticating, .awaitingDeparture: return reject(session, code, reason)
         case .closing: return []
         case .established: break
         }
