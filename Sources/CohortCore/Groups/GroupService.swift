@@ -430,9 +430,10 @@ public struct GroupService: Sendable {
         }
     }
 
-    /// Every member of the configuration told its memberships (or the configuration ended):
-    /// the table becomes their union, every group gets a NETWORK view, and the operations
-    /// ordered meanwhile apply.
+    /// Every member of the configuration told its memberships (delivered in the configuration or
+    /// its transitional one): the table becomes their union, every group gets a NETWORK view, the
+    /// items of other daemons delivered meanwhile apply, and this daemon's held items go to the
+    /// ring.
     private mutating func completeExchange(viewSequence: UInt64, now: Instant, into actions: inout [Action]) {
         guard let exchange else { return }
         self.exchange = nil
