@@ -34,16 +34,12 @@ struct ChurnThroughputExperiment: AsyncParsableCommand {
         guard (2...64).contains(daemons) else { throw ValidationError("--daemons takes 2 to 64") }
         guard size >= 16 else { throw ValidationError("--size must be at least 16") }
         if let seconds, seconds <= 0 { throw ValidationError("--seconds must be positive") }
+        if let periods { _ = try integers(periods, option: "--periods", minimum: 0) }
     }
 
     func run() async throws {
         let executables = try Executables.prepare(build: !common.noBuild)
-        let periodList = try periods.map { text in
-            try text.split(separator: ",").map { part -> Int in
-                guard let value = Int(part), value >= 0 else { throw ValidationError("--periods takes milliseconds >= 0") }
-                return value
-            }
-        } ?? (common.quick ? [0, 50] : [0, 200, 50, 20])
+        let periodList = try periods.map { try integers($0, option: "--periods", minimum: 0) } ?? (common.quick ? [0, 50] : [0, 200, 50, 20])
         let measured = seconds ?? (common.quick ? 2 : 5)
         var output = try ExperimentOutput(
             experiment: "churn-throughput", name: common.resultName("daemons-\(daemons)-\(size)B"), results: common.resultsFolder,

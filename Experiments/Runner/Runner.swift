@@ -49,11 +49,12 @@ struct CommonOptions: ParsableArguments {
     var resultsFolder: URL { URL(fileURLWithPath: results) }
 }
 
-/// Parses a comma-separated list of integers.
-func integers(_ text: String, option: String) throws -> [Int] {
+/// Parses a comma-separated list of integers of at least `minimum` (positive by default).
+func integers(_ text: String, option: String, minimum: Int = 1) throws -> [Int] {
     let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-        throw ValidationError("\(option) takes positive integers separated by commas, not '\(text)'")
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? minimum - 1) >= minimum }) else {
+        let kind = minimum == 1 ? "positive integers" : "integers of at least \(minimum)"
+        throw ValidationError("\(option) takes \(kind) separated by commas, not '\(text)'")
     }
     return values.map { $0! }
 }
