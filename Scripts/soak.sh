@@ -7,9 +7,10 @@
 #
 # Every finished chunk is appended to Results/simulation-soak/chunks.csv with the revision of the
 # simulated code: the last commit that touched what `cohort simulate` runs (the pure cores in
-# CohortCore, the simulator and checkers in CohortSimulation, the CohortCrypto kit it links and its
-# C shims, and the simulate command). Commits of docs, figures, the daemon shell, the client
-# library or experiments do not restart a soak; any change to the simulated code does.
+# CohortCore but `DaemonCore`, which the simulator does not drive — it drives `GroupService`
+# directly —, the simulator and checkers in CohortSimulation, the CohortCrypto kit it links and
+# its C shims, and the simulate command). Commits of docs, figures, the daemon core and shell, the
+# client library or experiments do not restart a soak; any change to the simulated code does.
 #
 # The binary of each revision soaked is kept in .build/soak/REVISION/cohort, so a soak of an
 # older revision can be finished after the code moved on: REVISION=<full hash> Scripts/soak.sh. A chunk already recorded for that
@@ -28,8 +29,8 @@ case "$semantics" in
   vs) OUT=Results/simulation-soak-vs ;;
   *) echo "SEMANTICS is evs or vs" >&2; exit 2 ;;
 esac
-simulated=(Sources/CohortCore Sources/CohortSimulation Sources/CohortCrypto Sources/COpenSSL
-           Sources/CGMP Sources/cohort/SimulateCommand.swift)
+simulated=(Sources/CohortCore ':(exclude)Sources/CohortCore/Daemon' Sources/CohortSimulation
+           Sources/CohortCrypto Sources/COpenSSL Sources/CGMP Sources/cohort/SimulateCommand.swift)
 revision=${REVISION:-$(git log -1 --format=%H -- "${simulated[@]}")}
 kept=.build/soak/$revision/cohort
 if [ -z "${REVISION:-}" ]; then

@@ -99,13 +99,13 @@ struct RingTests {
         _ = at(0, .start)
         // (Each daemon formed a ring of one at start, sequence 1: a join carries what its sender
         // knows, so one made before would be stale.)
-        _ = at(10, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [], ringSequence: 1))))
+        _ = at(10, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [], ringSequence: 1, failedSince: 0))))
         // d3 stays silent: the timeout gives up on it.
         let timeout = ring.settings.consensusTimeout.components.seconds * 1000 + ring.settings.consensusTimeout.components.attoseconds / 1_000_000_000_000_000
         #expect(joins(at(10 + UInt64(timeout), .timerFired(.consensus))).first?.failed == [d3])
         // d1 agrees one millisecond before the timer armed at that timeout would fire.
         let agreedAt = 10 + 2 * UInt64(timeout) - 1
-        _ = at(agreedAt, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [d3], ringSequence: 1))))
+        _ = at(agreedAt, .received(.join(JoinMessage(sender: d1, processors: [d1, d2, d3], failed: [d3], ringSequence: 1, failedSince: 1))))
         #expect(joins(at(agreedAt + 1, .timerFired(.consensus))).isEmpty, "d1 is not given up on")
         // Its commit token arrives a little later and is taken.
         let commit = CommitToken(
@@ -114,6 +114,49 @@ struct RingTests {
         let answer = at(agreedAt + 20, .received(.commit(commit)))
         #expect(answer.contains { if case .send(.commit(let token), to: d1) = $0 { token.entries[d2] != nil } else { false } })
         #expect(ring.phaseName == "commit")
+    }
+
+    /// Found by the VS soak, seed 1470: after a heal, failed sets of one component's gatherings
+    /// spread through joins into the next component's fresh gatherings, until every daemon had
+    /// given up on every other and formed rings alone, for the whole liveness phase. A foreign
+    /// daemon's failures are now taken only of daemons this one does not hear either (seed 1546:
+    /// taking none kept a component and a foreign daemon that both listed a dead one apart), and
+    /// failures older than the receiver's ring not at all (seed 446).
+    @Test("a gathering takes all failures of its own ring's members, and a foreign daemon's only of daemons it does not hear")
+    func failuresOfForeignDaemons() throws {
+        var network = try PerfectNetwork(["d1", "d2"])
+        // (Each daemon forms a ring of one at start; merge detection brings them together.)
+        func together(_ network: PerfectNetwork) -> Bool {
+            network.allOperational && network.rings.values.allSatisfy { $0.regular.members.count == 2 }
+        }
+        for _ in 0..<5_000 where !together(network) { network.step() }
+        #expect(together(network))
+        let daemons = (1...7).map { DaemonID(name: "d\($0)", incarnation: 1) }
+        let (d1, d2, d3, d4, d5, d6, d7) = (daemons[0], daemons[1], daemons[2], daemons[3], daemons[4], daemons[5], daemons[6])
+        let sequence = network.rings[d2]!.ringSequenceHigh
+        func join(_ sender: DaemonID, _ processors: Set<DaemonID>, failed: Set<DaemonID>, failedSince: UInt64? = nil) {
+            network.handle(d2, .received(.join(JoinMessage(
+                sender: sender, processors: processors, failed: failed, ringSequence: sequence, failedSince: failedSince ?? sequence))))
+        }
+        let ringSequence = network.rings[d2]!.regular.id.sequence
+        #expect(ringSequence > 0)
+        // d4, of another component, is heard: d2 starts gathering with it.
+        join(d4, [d4], failed: [])
+        #expect(network.rings[d2]!.phaseName == "gather")
+        // d3, of another component too, gave up on d4 (heard) and d5 (never heard): only d5 is taken.
+        join(d3, [d3, d4, d5], failed: [d4, d5])
+        #expect(network.rings[d2]!.processors == [d1, d2, d3, d4, d5])
+        #expect(network.rings[d2]!.failed == [d5])
+        // d1, of d2's own ring, gave up on d4: taken, heard or not.
+        join(d1, [d1, d2, d3, d4, d5], failed: [d4, d5])
+        #expect(network.rings[d2]!.failed == [d4, d5])
+        // Failures decided before d2's ring formed are not taken, not even of d2 itself.
+        join(d7, [d7], failed: [d2, d3], failedSince: ringSequence - 1)
+        #expect(network.rings[d2]!.failed == [d4, d5])
+        // A foreign daemon that gave up on d2 itself since is given up on in turn.
+        join(d6, [d6, d7], failed: [d2], failedSince: ringSequence)
+        #expect(network.rings[d2]!.failed == [d4, d5, d6])
+        #expect(network.rings[d2]!.processors.isSuperset(of: [d6, d7]))
     }
 
     @Test("packets are packed: many small items travel in few packets")
@@ -152,7 +195,7 @@ struct RingTests {
                              retransmitRequests: [], flowControlCount: 0, recoveryComplete: false)),
             .token(RingToken(ring: ring, tokenSequence: 1 << 50, sequence: 1 << 60, aru: 0, aruSetter: nil,
                              retransmitRequests: [], flowControlCount: 0, recoveryComplete: false)),
-            .join(JoinMessage(sender: member, processors: [], failed: [], ringSequence: 0)),
+            .join(JoinMessage(sender: member, processors: [], failed: [], ringSequence: 0, failedSince: 0)),
             .commit(CommitToken(ring: ring, members: [member, a], entries: [:], rotation: 1)),
             .commit(CommitToken(ring: ring, members: [a, member], entries: [:], rotation: 7)),
         ]
@@ -183,7 +226,7 @@ struct PeerCodecTests {
                          retransmitRequests: [39, 40], flowControlCount: 3, recoveryComplete: true)),
         .token(RingToken(ring: ring, tokenSequence: 1, sequence: 0, aru: 0, aruSetter: nil,
                          retransmitRequests: [], flowControlCount: 0, recoveryComplete: false)),
-        .join(JoinMessage(sender: a, processors: [a, b], failed: [b], ringSequence: 12)),
+        .join(JoinMessage(sender: a, processors: [a, b], failed: [b], ringSequence: 12, failedSince: 11)),
         .commit(CommitToken(ring: ring, members: [a, b], entries: [
             a: .init(oldRing: RingID(sequence: 11, representative: a), aru: 5, highSequence: 6)], rotation: 1)),
         .mergeDetect(ring: ring, sender: a),

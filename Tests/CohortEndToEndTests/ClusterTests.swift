@@ -247,7 +247,7 @@ struct ClusterTests {
         }
         let genuine = signedHello(d2Key, nonce: 1)
         let forgedJoin = PeerLinkFrame.message(.join(JoinMessage(
-            sender: DaemonID(name: "d1", incarnation: 1), processors: [DaemonID(name: "d1", incarnation: 1)], failed: [], ringSequence: 0))).encoded()
+            sender: DaemonID(name: "d1", incarnation: 1), processors: [DaemonID(name: "d1", incarnation: 1)], failed: [], ringSequence: 0, failedSince: 0))).encoded()
         let attacks: [(String, [UInt8])] = [
             ("garbage", [0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]),
             ("a frame before the hello", PeerLinkFrame.heartbeat.encoded()),

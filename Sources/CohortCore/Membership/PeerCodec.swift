@@ -37,6 +37,7 @@ extension PeerMessage {
             Self.write(join.processors.sorted(), into: &writer)
             Self.write(join.failed.sorted(), into: &writer)
             writer.write(join.ringSequence)
+            writer.write(join.failedSince)
         case .commit(let commit):
             writer.write(Kind.commit.rawValue)
             Self.write(commit.ring, into: &writer)
@@ -108,8 +109,10 @@ extension PeerMessage {
             let sender = try readDaemon(from: &reader, limits: limits)
             let processors = try readDaemons(from: &reader, limits: limits, max: daemonsMax)
             let failed = try readDaemons(from: &reader, limits: limits, max: daemonsMax)
+            let ringSequence = try reader.readUInt64()
             return .join(JoinMessage(
-                sender: sender, processors: Set(processors), failed: Set(failed), ringSequence: try reader.readUInt64()))
+                sender: sender, processors: Set(processors), failed: Set(failed), ringSequence: ringSequence,
+                failedSince: try reader.readUInt64()))
         case .commit:
             let ring = try readRing(from: &reader, limits: limits)
             let members = try readDaemons(from: &reader, limits: limits, max: daemonsMax)

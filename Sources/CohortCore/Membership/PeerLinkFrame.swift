@@ -21,8 +21,8 @@ public enum PeerLinkFrame: Hashable, Sendable {
         /// Identifies the daemon-link protocol ("COHD").
         public static let magic: UInt32 = 0x434F_4844
         /// The link protocol version this build speaks (2: hellos carry the acceptor, a time,
-        /// a nonce and a signature).
-        public static let currentVersion: UInt16 = 2
+        /// a nonce and a signature; 3: joins carry the age of their failed sets).
+        public static let currentVersion: UInt16 = 3
         /// Longest nonce accepted, in bytes.
         public static let nonceBytesMax = 32
         /// Longest signature accepted, in bytes (Ed25519's).

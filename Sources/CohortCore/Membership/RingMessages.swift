@@ -107,13 +107,18 @@ public struct JoinMessage: Hashable, Sendable {
     public var failed: Set<DaemonID>
     /// The highest ring sequence the sender knows.
     public var ringSequence: UInt64
+    /// The highest ring sequence the sender knew when it gave up on the first daemon of
+    /// `failed` (0 while `failed` is empty): the age of its failures. A receiver whose ring is
+    /// newer takes none of them — they were decided before that ring formed.
+    public var failedSince: UInt64
 
     /// A join message.
-    public init(sender: DaemonID, processors: Set<DaemonID>, failed: Set<DaemonID>, ringSequence: UInt64) {
+    public init(sender: DaemonID, processors: Set<DaemonID>, failed: Set<DaemonID>, ringSequence: UInt64, failedSince: UInt64) {
         self.sender = sender
         self.processors = processors
         self.failed = failed
         self.ringSequence = ringSequence
+        self.failedSince = failedSince
     }
 }
 

@@ -216,7 +216,11 @@ public struct TotemRing: Sendable {
     var ringSequenceHigh: UInt64 = 0
     // Gather.
     var processors: Set<DaemonID> = []
-    var failed: Set<DaemonID> = []
+    var failed: Set<DaemonID> = [] {
+        didSet { if oldValue.isEmpty != failed.isEmpty { failedSince = failed.isEmpty ? 0 : ringSequenceHigh } }
+    }
+    /// The highest ring sequence known when the first daemon of `failed` was given up on.
+    var failedSince: UInt64 = 0
     var consensus: Set<DaemonID> = [] {
         didSet { if consensus.count <= 1 { awaitingCommit = false } }
     }
@@ -231,6 +235,9 @@ public struct TotemRing: Sendable {
     var lastSent: (message: PeerMessage, to: DaemonID, sequence: UInt64)?
     var retransmitsLeft = 0
     var heldToken: RingToken?
+    /// When each other daemon was last heard in membership traffic (a join or a merge-detect
+    /// message): a foreign daemon's failures are taken only of daemons not heard meanwhile.
+    var lastHeard: [DaemonID: Instant] = [:]
 
     /// A ring core for `settings.daemon`; throws if the settings are inconsistent.
     public init(settings: Settings) throws(WireError) {
@@ -669,7 +676,7 @@ public struct TotemRing: Sendable {
 
     private var joinMessage: JoinMessage {
         assert(processors.contains(me), "join without self")
-        return JoinMessage(sender: me, processors: processors, failed: failed, ringSequence: ringSequenceHigh)
+        return JoinMessage(sender: me, processors: processors, failed: failed, ringSequence: ringSequenceHigh, failedSince: failedSince)
     }
 
     /// Starts gathering a new membership (Totem §5.1).
@@ -714,6 +721,7 @@ public struct TotemRing: Sendable {
               join.processors.contains(join.sender)
         else { return drop("malformed join") }
         guard join.sender != me else { return }
+        hear(join.sender, now: now)
         let currentRingSequence: UInt64? = switch phase {
         case .gather: nil
         case .operational: regular.id.sequence
@@ -738,17 +746,32 @@ public struct TotemRing: Sendable {
             // Given up on for this gathering: merge detection brings it back once a ring formed.
             return ignore()
         }
-        var changed = false
-        if join.failed.contains(me) {
+        let before = (processors.count, failed.count)
+        processors.formUnion(join.processors)
+        if join.failedSince < regular.id.sequence {
+            // The sender's failures were decided before this daemon's ring formed: not taken
+            // (seed 446: a daemon that had just formed a ring gave up, on every join still in
+            // flight that had given up on it before, on its sender, and formed rings alone again).
+        } else if join.failed.contains(me) {
             // The sender gave up on this daemon: they cannot be in one ring now.
-            if failed.insert(join.sender).inserted { changed = true }
-        } else {
-            let before = (processors.count, failed.count)
-            processors.formUnion(join.processors)
+            failed.insert(join.sender)
+        } else if regular.members.contains(join.sender) {
+            // A member of this daemon's own ring gathers from the same ring: its failures are
+            // taken (Totem §5.1; Corosync's totemsrp likewise).
             failed.formUnion(join.failed)
-            retireOldIncarnations()
-            changed = before != (processors.count, failed.count)
+        } else {
+            // What a daemon of another component gave up on belongs to that component's
+            // gatherings, often older ones: only daemons this one has not heard from either are
+            // taken. Taking them all let given-up sets spread from component to component after
+            // a heal, each fresh gathering inheriting the others' stale failures, until everyone
+            // had given up on everyone and formed rings alone, again and again (seed 1470:
+            // 11,405 rings in 4 s). Taking none (as Corosync does) kept a component and a foreign
+            // daemon that both had a dead one in their processors from ever agreeing: each gave
+            // up on it at its own time, and then on the other (seed 1546).
+            failed.formUnion(join.failed.filter { !wasHeard($0, now: now) })
         }
+        retireOldIncarnations()
+        let changed = before != (processors.count, failed.count)
         if changed {
             // A new round of agreement: it gets a whole consensus timeout (Totem restarts the
             // timer whenever the sets change; otherwise a timer armed for the previous round
@@ -763,6 +786,7 @@ public struct TotemRing: Sendable {
 
     private mutating func onMergeDetect(ring: RingID, sender: DaemonID, now: Instant, into actions: inout [Action]) {
         guard sender != me else { return }
+        hear(sender, now: now)
         // The sender's ring: joins from here on carry its sequence, so that its members do not
         // take them for stale ones.
         ringSequenceHigh = max(ringSequenceHigh, ring.sequence)
@@ -778,6 +802,21 @@ public struct TotemRing: Sendable {
         default:
             ignore()
         }
+    }
+
+    /// Notes that `daemon` was heard now. The record is bounded: past twice `daemonsMax`
+    /// entries, those older than a consensus timeout go.
+    private mutating func hear(_ daemon: DaemonID, now: Instant) {
+        lastHeard[daemon] = now
+        if lastHeard.count > 2 * settings.daemonsMax {
+            lastHeard = lastHeard.filter { wasHeard($0.key, now: now) }
+        }
+    }
+
+    /// Whether `daemon` was heard within the last consensus timeout.
+    private func wasHeard(_ daemon: DaemonID, now: Instant) -> Bool {
+        guard let heard = lastHeard[daemon] else { return false }
+        return now < heard.advanced(by: settings.consensusTimeout)
     }
 
     /// Once every processor not failed sent the same sets, the lowest of them forms the ring.
