@@ -45,6 +45,11 @@ struct ClusterTests {
             Set(try events().compactMap { if case .deliver(let message) = $0 { "\(message.sender)#\(message.sequence)" } else { nil } })
         }
 
+        /// The identifiers of its views so far, in order.
+        func viewIDs() throws -> [String] {
+            try events().compactMap { if case .install(let c) = $0 { c.id } else { nil } }
+        }
+
         /// The members of the last view so far.
         func lastViewMembers() throws -> Set<String> {
             try events().reversed().lazy.compactMap { if case .install(let c) = $0 { c.members } else { nil } }.first ?? []
@@ -224,7 +229,15 @@ struct ClusterTests {
         try await Task.sleep(for: .milliseconds(500))
         listeners.forEach { $0.stop() }
         try Self.check(listeners)
-        #expect(try listeners[0].delivered() == listeners[1].delivered())
+        // L1 and L2 were put on the same side; unless a starved daemon parted them too (it did
+        // once with the simulation suite running beside: their views then differ, and the EVS
+        // checker above compares only what they shared), they deliver the same messages.
+        if try listeners[0].viewIDs() == listeners[1].viewIDs() {
+            let (first, second) = (try listeners[0].delivered(), try listeners[1].delivered())
+            #expect(first == second, "L1 and L2 had the same views; only L1: \(first.subtracting(second).sorted().prefix(5)), only L2: \(second.subtracting(first).sorted().prefix(5))")
+        } else {
+            print("partitionAndHeal: L1 and L2 were parted (views \(try listeners[0].viewIDs()) and \(try listeners[1].viewIDs())); compared by the EVS checker only")
+        }
         let status = try await cluster.status(of: "d3")
         #expect(status.droppedPeers.isEmpty && status.configurationMembers.count == 3)
     }
