@@ -687,10 +687,12 @@ public struct TotemRing: Sendable {
         case .operational:
             processors = Set(regular.members)
             failed = []
-        case .gather, .commit, .recovery:
-            // A failed commit or recovery keeps what was gathered; the old ring stays the
-            // regular one (recovery's packets of the old ring are kept).
+        case .gather:
             break
+        case .commit(let ring, _):
+            forgetFailures(before: ring)
+        case .recovery(let state):
+            forgetFailures(before: state.ring.id)
         }
         processors.insert(me)
         processors.formUnion(extra)
@@ -705,6 +707,15 @@ public struct TotemRing: Sendable {
         arm(.join, after: settings.joinInterval, now: now, into: &actions)
         arm(.consensus, after: settings.consensusTimeout, now: now, into: &actions)
         if checkingConsensus { checkConsensus(now: now, into: &actions) }
+    }
+
+    /// A failed commit or recovery keeps the processors gathered, and the old ring stays the
+    /// regular one (recovery's packets of the old ring are kept); but the failures that formed
+    /// the new ring are older than it, as every member that installed it no longer has them
+    /// and would not take them from this one (seed 8767: members that had installed the ring and
+    /// one whose recovery failed never agreed again, round after round).
+    private mutating func forgetFailures(before ring: RingID) {
+        if failedSince < ring.sequence { failed = [] }
     }
 
     /// A daemon that restarted comes back with a higher incarnation: its earlier one is gone.
