@@ -120,6 +120,9 @@ public struct GroupService: Sendable {
     /// Each group's local members, valid for the table's `membershipVersion` noted beside.
     private var localMembersCache: [GroupName: [MemberID]] = [:]
     private var localMembersVersion: UInt64 = .max
+    /// The group looked up last and its local members: a flood to one group finds it here
+    /// without hashing the name (a decoded name is the memo's string, so `==` compares storage).
+    private var lastLocalMembers: (group: GroupName, members: [MemberID])?
     /// Report every delivered item with ``Action/ordered(_:_:)`` (simulations and logs).
     public var reportsOrder = false
 
@@ -346,11 +349,18 @@ public struct GroupService: Sendable {
     private mutating func localMembers(of group: GroupName) -> [MemberID] {
         if localMembersVersion != table.membershipVersion {
             localMembersCache.removeAll(keepingCapacity: true)
+            lastLocalMembers = nil
             localMembersVersion = table.membershipVersion
         }
-        if let members = localMembersCache[group] { return members }
-        let members = table.members(of: group).filter { $0.daemon == me.name }
-        localMembersCache[group] = members
+        if let last = lastLocalMembers, last.group == group { return last.members }
+        let members: [MemberID]
+        if let cached = localMembersCache[group] {
+            members = cached
+        } else {
+            members = table.members(of: group).filter { $0.daemon == me.name }
+            localMembersCache[group] = members
+        }
+        lastLocalMembers = (group, members)
         return members
     }
 
