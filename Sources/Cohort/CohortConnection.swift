@@ -74,7 +74,7 @@ public enum CohortClient {
                 if let tlsContext {
                     try sync.addHandler(try NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
                 }
-                try sync.addHandler(ByteToMessageHandler(FrameBatchDecoder<DaemonFrame>(limits: limits)))
+                try sync.addHandler(FrameBatchHandler<DaemonFrame>(limits: limits))
                 try sync.addHandler(HandshakeHandler(
                     request: request, authenticator: authenticator, tls: tlsContext != nil, accepted: accepted))
                 let asyncChannel = try NIOAsyncChannel<[DaemonFrame], ByteBuffer>(

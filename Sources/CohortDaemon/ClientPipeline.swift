@@ -70,8 +70,6 @@ final class ClientSessionHandler: ChannelInboundHandler {
             failed = true
             logger.notice("malformed client input", metadata: ["session": "\(session)", "error": "\(wireError)"])
             runtime.handle(.malformedFrame(session, wireError))
-        } else if error is ByteToMessageDecoderError {
-            // Data after a decoding error: the session is already being closed.
         } else {
             logger.debug("client connection error", metadata: ["session": "\(session)", "error": "\(error)"])
             context.close(promise: nil)

@@ -222,7 +222,7 @@ public final class DaemonServer: Sendable {
                     // waits for TLSUserEvent.handshakeCompleted), so nothing is written before.
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                 }
-                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameBatchDecoder<ClientFrame>(limits: limits)))
+                try channel.pipeline.syncOperations.addHandler(FrameBatchHandler<ClientFrame>(limits: limits))
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }

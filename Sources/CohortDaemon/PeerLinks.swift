@@ -144,11 +144,11 @@ final class PeerLinks {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameBatchDecoder<PeerLinkFrame>(
+                    try channel.pipeline.syncOperations.addHandler(FrameBatchHandler<PeerLinkFrame>(
                         frameBytesMax: frameBytesMax,
                         decodeFrame: { body, _ throws(WireError) in
                             try PeerLinkFrame.decode(body: body, limits: limits, daemonsMax: daemonsMax)
-                        })))
+                        }))
                     try channel.pipeline.syncOperations.addHandler(PeerInboundHandler(links: links.value))
                 }
             }
@@ -445,7 +445,7 @@ private final class PeerInboundHandler: ChannelInboundHandler {
         guard let link else { return }
         if let wireError = error as? WireError {
             links.malformed(link, wireError)
-        } else if !(error is ByteToMessageDecoderError) {
+        } else {
             context.close(promise: nil)
         }
     }

@@ -1,31 +1,90 @@
 public import CohortCore
 public import NIOCore
 
-/// Splits a byte stream into length-prefixed frames and decodes them with the core's codec.
-/// Every complete frame of one read travels up the pipeline as one array, so the pipeline's
-/// per-event cost is paid per read, not per message. A decoding error is thrown once, after the
-/// frames before it have been passed on. The decoder keeps a ``DecodeMemo`` for its stream.
+/// Splits a byte stream into length-prefixed frames and decodes them with the core's codec,
+/// in the bytes of each read where they arrived. Every complete frame of one read travels up the
+/// pipeline as one array, so the pipeline's per-event cost is paid per read, not per message. A
+/// decoding error is passed on (`fireErrorCaught`) once, after the frames before it; what arrives
+/// after it is dropped. The handler keeps a ``DecodeMemo`` for its stream.
 ///
-/// Inlinable so that it is specialised for each frame type where it is used.
-public struct FrameBatchDecoder<Frame>: ByteToMessageDecoder {
+/// Why not NIO's `ByteToMessageHandler`: when a read ends inside a frame (nearly every read of a
+/// stream of small frames), it appends the whole next read to the leftover bytes — a copy of
+/// every byte received. Here only the frame the last read ended in is put together (its start
+/// copied out of that read, then as many bytes of the next read as complete it); every other
+/// frame is decoded in place.
+public final class FrameBatchHandler<Frame>: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
     public typealias InboundOut = [Frame]
 
-    @usableFromInline let frameBytesMax: Int
-    @usableFromInline let decodeFrame: (UnsafeRawBufferPointer, inout DecodeMemo) throws(WireError) -> Frame
-    @usableFromInline var memo = DecodeMemo()
+    private let frameBytesMax: Int
+    private let decodeFrame: (UnsafeRawBufferPointer, inout DecodeMemo) throws(WireError) -> Frame
+    private var memo = DecodeMemo()
+    /// The start of the frame the last read ended in; empty between frames.
+    private var partial = ByteBuffer()
+    /// A frame did not decode: the stream is dropped from there on.
+    private var failed = false
 
-    /// A decoder of frames up to `frameBytesMax` bytes, each decoded by `decodeFrame`.
-    @inlinable
+    /// A handler of frames up to `frameBytesMax` bytes, each decoded by `decodeFrame`.
     public init(frameBytesMax: Int, decodeFrame: @escaping (UnsafeRawBufferPointer, inout DecodeMemo) throws(WireError) -> Frame) {
         self.frameBytesMax = frameBytesMax
         self.decodeFrame = decodeFrame
     }
 
-    @inlinable
-    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        // Every complete frame of the buffer in one pass over its bytes (one closure call and
-        // one reader-index move per read, not per frame).
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var input = unwrapInboundIn(data)
         var frames: [Frame] = []
+        var failure = partial.readableBytes > 0 ? complete(from: &input, into: &frames) : nil
+        if failure == nil, partial.readableBytes == 0 {
+            failure = decodeFrames(in: &input, into: &frames)
+            if failure == nil, input.readableBytes > 0 { partial.writeBuffer(&input) }
+        }
+        if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) }
+        if let failure {
+            failed = true
+            partial = ByteBuffer()
+            context.fireErrorCaught(failure)
+        }
+    }
+
+    /// Adds to ``partial`` the bytes of `input` that its frame still lacks, and decodes the frame
+    /// once it is whole.
+    private func complete(from input: inout ByteBuffer, into frames: inout [Frame]) -> WireError? {
+        let prefixBytes = WireProtocol.lengthPrefixBytes
+        while input.readableBytes > 0 {
+            var wanted = prefixBytes
+            if partial.readableBytes >= prefixBytes {
+                do throws(WireError) {
+                    wanted += try partial.withUnsafeReadableBytes { (prefix) throws(WireError) in
+                        try WireProtocol.bodyLength(prefix: prefix, frameBytesMax: frameBytesMax) ?? 0
+                    }
+                } catch {
+                    return error
+                }
+            }
+            var piece = input.readSlice(length: min(wanted - partial.readableBytes, input.readableBytes))!
+            partial.writeBuffer(&piece)
+            guard partial.readableBytes == wanted, wanted > prefixBytes else { continue }
+            let failure = decodeFrames(in: &partial, into: &frames)
+            // Keep the storage for the next frame that straddles two reads, unless it grew large.
+            if partial.capacity > 1 << 20 { partial = ByteBuffer() } else { partial.clear() }
+            return failure
+        }
+        // The length prefix alone may already be too large.
+        guard partial.readableBytes >= prefixBytes else { return nil }
+        do throws(WireError) {
+            _ = try partial.withUnsafeReadableBytes { (prefix) throws(WireError) in
+                try WireProtocol.bodyLength(prefix: prefix, frameBytesMax: frameBytesMax)
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Decodes every complete frame at the front of `buffer` (in one pass over its bytes, one
+    /// reader-index move) and returns the error of the first that does not decode, if one does not.
+    private func decodeFrames(in buffer: inout ByteBuffer, into frames: inout [Frame]) -> WireError? {
         var consumed = 0
         var failure: WireError?
         buffer.withUnsafeReadableBytes { bytes in
@@ -43,31 +102,22 @@ public struct FrameBatchDecoder<Frame>: ByteToMessageDecoder {
             }
         }
         buffer.moveReaderIndex(forwardBy: consumed)
-        if !frames.isEmpty { context.fireChannelRead(wrapInboundOut(frames)) }
-        if let failure { throw failure }
-        return .needMoreData
-    }
-
-    @inlinable
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        try decode(context: context, buffer: &buffer)
+        return failure
     }
 }
 
-extension FrameBatchDecoder where Frame == ClientFrame {
+extension FrameBatchHandler where Frame == ClientFrame {
     /// Decodes client frames (the daemon's side).
-    @inlinable
-    public init(limits: Limits) {
+    public convenience init(limits: Limits) {
         self.init(frameBytesMax: limits.frameBytesMax) { body, memo throws(WireError) in
             try ClientFrame.decode(body: body, limits: limits, memo: &memo)
         }
     }
 }
 
-extension FrameBatchDecoder where Frame == DaemonFrame {
+extension FrameBatchHandler where Frame == DaemonFrame {
     /// Decodes daemon frames (the client's side).
-    @inlinable
-    public init(limits: Limits) {
+    public convenience init(limits: Limits) {
         self.init(frameBytesMax: limits.frameBytesMax) { body, memo throws(WireError) in
             try DaemonFrame.decode(body: body, limits: limits, memo: &memo)
         }
