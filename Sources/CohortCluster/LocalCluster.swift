@@ -315,12 +315,17 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
 extension LocalCluster {
     /// A TCP port on 127.0.0.1 that is free right now, with the `count - 1` ports after it free
     /// too (a cluster of n daemons uses 2n ports). Another process may take them before they
-    /// are bound again.
+    /// are bound again; to make that unlikely they are picked at random below the kernel's
+    /// ephemeral range (`ip_local_port_range`), where no outgoing connection takes its port (a
+    /// port that `bind(0)` hands out is in that range, and every daemon link dials from it).
     public static func freePorts(_ count: Int = 2) throws -> Int {
+        let ephemeralLow = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+        let low = 10_000
         for _ in 0..<50 {
-            let port = try boundPort(0)
+            let port = ephemeralLow - count > low ? Int.random(in: low...(ephemeralLow - count)) : try boundPort(0)
             guard port + count - 1 <= 65535 else { continue }
-            if (1..<count).allSatisfy({ (try? boundPort(port + $0)) != nil }) { return port }
+            if (0..<count).allSatisfy({ (try? boundPort(port + $0)) != nil }) { return port }
         }
         throw ClusterError("no \(count) free consecutive TCP ports found on 127.0.0.1")
     }
