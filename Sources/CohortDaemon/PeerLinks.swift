@@ -53,6 +53,8 @@ final class PeerLinks {
         var reconnectDelay: TimeAmount
         /// Frames gathered this tick. A broadcast frame is one buffer shared by every link.
         var pending: [ByteBuffer] = []
+        /// Bytes in ``pending``.
+        var pendingBytes = 0
         /// Whether anything was written since the last heartbeat tick.
         var active = false
         /// The link was up once (for the log: "down" is said once per outage).
@@ -234,8 +236,26 @@ final class PeerLinks {
         }
         if link.pending.isEmpty { dirty.append(link) }
         link.pending.append(frame)
+        link.pendingBytes += frame.readableBytes
         link.active = true
-        scheduleFlush()
+        // A token visit can broadcast megabytes of packets in one tick: the peers start on them
+        // while this daemon is still building the rest (instead of all waiting for the tick's end).
+        if link.pendingBytes >= Self.eagerFlushBytes {
+            write(link, to: channel)
+        } else {
+            scheduleFlush()
+        }
+    }
+
+    /// Pending bytes on a link above which it is written at once, not at the end of the tick.
+    static let eagerFlushBytes = 64 * 1024
+
+    /// Writes and flushes what `link` gathered (one gathering write).
+    private func write(_ link: Outgoing, to channel: any Channel) {
+        for frame in link.pending { channel.write(frame, promise: nil) }
+        channel.flush()
+        link.pending.removeAll(keepingCapacity: true)
+        link.pendingBytes = 0
     }
 
     private func scheduleFlush() {
@@ -244,15 +264,17 @@ final class PeerLinks {
         eventLoop.assumeIsolated().execute { [self] in flush() }
     }
 
-    /// Writes what this tick gathered for each link, one flush (one gathering write) per link.
+    /// Writes what this tick gathered for each link (and was not written early), one flush (one
+    /// gathering write) per link.
     private func flush() {
         flushScheduled = false
         for link in dirty where !link.pending.isEmpty {
             if let channel = link.channel {
-                for frame in link.pending { channel.write(frame, promise: nil) }
-                channel.flush()
+                write(link, to: channel)
+            } else {
+                link.pending.removeAll(keepingCapacity: true)
+                link.pendingBytes = 0
             }
-            link.pending.removeAll(keepingCapacity: true)
         }
         dirty.removeAll(keepingCapacity: true)
     }
@@ -293,6 +315,7 @@ final class PeerLinks {
             link.wasUp = true
             link.reconnectDelay = settings.reconnectDelayMin
             link.pending.removeAll()
+            link.pendingBytes = 0
             var generator = SystemRandomNumberGenerator()
             let nonce = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
             var hello = WireWriter(capacity: 192)
@@ -318,6 +341,7 @@ final class PeerLinks {
         guard let link = outgoing[name], link.channel === channel else { return }
         link.channel = nil
         link.pending.removeAll()
+        link.pendingBytes = 0
         if link.wasUp, !stopped { logger.notice("link to peer down", metadata: ["peer": "\(name)"]) }
         link.wasUp = false
         redial(link)
@@ -404,6 +428,7 @@ final class PeerLinks {
                 PeerLinkFrame.heartbeat.encode(into: &scratch)
                 if link.pending.isEmpty { dirty.append(link) }
                 link.pending.append(ByteBuffer(bytes: scratch.bytes))
+                link.pendingBytes += scratch.bytes.count
                 scheduleFlush()
             }
             link.active = false
