@@ -248,7 +248,7 @@ final class PeerLinks {
     }
 
     /// Pending bytes on a link above which it is written at once, not at the end of the tick.
-    static let eagerFlushBytes = 64 * 1024
+    static let eagerFlushBytes = 1024 * 1024
 
     /// Writes and flushes what `link` gathered (one gathering write).
     private func write(_ link: Outgoing, to channel: any Channel) {
