@@ -51,34 +51,30 @@ public final class FrameBatchHandler<Frame>: ChannelInboundHandler {
     /// once it is whole.
     private func complete(from input: inout ByteBuffer, into frames: inout [Frame]) -> WireError? {
         let prefixBytes = WireProtocol.lengthPrefixBytes
-        while input.readableBytes > 0 {
-            var wanted = prefixBytes
-            if partial.readableBytes >= prefixBytes {
-                do throws(WireError) {
-                    wanted += try partial.withUnsafeReadableBytes { (prefix) throws(WireError) in
-                        try WireProtocol.bodyLength(prefix: prefix, frameBytesMax: frameBytesMax) ?? 0
-                    }
-                } catch {
-                    return error
-                }
-            }
-            var piece = input.readSlice(length: min(wanted - partial.readableBytes, input.readableBytes))!
-            partial.writeBuffer(&piece)
-            guard partial.readableBytes == wanted, wanted > prefixBytes else { continue }
-            let failure = decodeFrames(in: &partial, into: &frames)
-            // Keep the storage for the next frame that straddles two reads, unless it grew large.
-            if partial.capacity > 1 << 20 { partial = ByteBuffer() } else { partial.clear() }
-            return failure
-        }
-        // The length prefix alone may already be too large.
-        guard partial.readableBytes >= prefixBytes else { return nil }
         do throws(WireError) {
-            _ = try partial.withUnsafeReadableBytes { (prefix) throws(WireError) in
-                try WireProtocol.bodyLength(prefix: prefix, frameBytesMax: frameBytesMax)
+            while input.readableBytes > 0 {
+                // First the length prefix, then the rest of the frame it announces.
+                let wanted = try partialFrameBytes() ?? prefixBytes
+                var piece = input.readSlice(length: min(wanted - partial.readableBytes, input.readableBytes))!
+                partial.writeBuffer(&piece)
+                guard partial.readableBytes == wanted, wanted > prefixBytes else { continue }
+                let failure = decodeFrames(in: &partial, into: &frames)
+                // Keep the storage for the next frame that straddles two reads, unless it grew large.
+                if partial.capacity > 1 << 20 { partial = ByteBuffer() } else { partial.clear() }
+                return failure
             }
+            // The length prefix alone may already be too large.
+            _ = try partialFrameBytes()
             return nil
         } catch {
             return error
+        }
+    }
+
+    /// The size of the frame begun in ``partial`` (prefix included), once its prefix is there.
+    private func partialFrameBytes() throws(WireError) -> Int? {
+        try partial.withUnsafeReadableBytes { (prefix) throws(WireError) in
+            try WireProtocol.bodyLength(prefix: prefix, frameBytesMax: frameBytesMax).map { WireProtocol.lengthPrefixBytes + $0 }
         }
     }
 
