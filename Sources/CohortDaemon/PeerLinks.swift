@@ -54,7 +54,7 @@ final class PeerLinks {
         /// Frames gathered this tick. A broadcast frame is one buffer shared by every link.
         var pending: [ByteBuffer] = []
         /// Bytes in ``pending``.
-        var pendingBytes = 0
+        private(set) var pendingBytes = 0
         /// Whether anything was written since the last heartbeat tick.
         var active = false
         /// The link was up once (for the log: "down" is said once per outage).
@@ -63,6 +63,18 @@ final class PeerLinks {
         init(peer: PeerEndpoint, reconnectDelay: TimeAmount) {
             self.peer = peer
             self.reconnectDelay = reconnectDelay
+        }
+
+        /// Adds a frame to this tick's.
+        func queue(_ frame: ByteBuffer) {
+            pending.append(frame)
+            pendingBytes += frame.readableBytes
+        }
+
+        /// Forgets the frames gathered (written, or for a link that went down).
+        func clearPending() {
+            pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
         }
     }
 
@@ -235,8 +247,7 @@ final class PeerLinks {
             return
         }
         if link.pending.isEmpty { dirty.append(link) }
-        link.pending.append(frame)
-        link.pendingBytes += frame.readableBytes
+        link.queue(frame)
         link.active = true
         // A token visit can broadcast megabytes of packets in one tick: the peers start on them
         // while this daemon is still building the rest (instead of all waiting for the tick's end).
@@ -254,8 +265,7 @@ final class PeerLinks {
     private func write(_ link: Outgoing, to channel: any Channel) {
         for frame in link.pending { channel.write(frame, promise: nil) }
         channel.flush()
-        link.pending.removeAll(keepingCapacity: true)
-        link.pendingBytes = 0
+        link.clearPending()
     }
 
     private func scheduleFlush() {
@@ -268,12 +278,13 @@ final class PeerLinks {
     /// gathering write) per link.
     private func flush() {
         flushScheduled = false
+        // A link written early may stand in `dirty` twice (it re-enters when queued again); the
+        // second time it has nothing pending.
         for link in dirty where !link.pending.isEmpty {
             if let channel = link.channel {
                 write(link, to: channel)
             } else {
-                link.pending.removeAll(keepingCapacity: true)
-                link.pendingBytes = 0
+                link.clearPending()
             }
         }
         dirty.removeAll(keepingCapacity: true)
@@ -314,8 +325,7 @@ final class PeerLinks {
             link.channel = channel
             link.wasUp = true
             link.reconnectDelay = settings.reconnectDelayMin
-            link.pending.removeAll()
-            link.pendingBytes = 0
+            link.clearPending()
             var generator = SystemRandomNumberGenerator()
             let nonce = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
             var hello = WireWriter(capacity: 192)
@@ -340,8 +350,7 @@ final class PeerLinks {
     fileprivate func outgoingClosed(_ name: String, channel: any Channel) {
         guard let link = outgoing[name], link.channel === channel else { return }
         link.channel = nil
-        link.pending.removeAll()
-        link.pendingBytes = 0
+        link.clearPending()
         if link.wasUp, !stopped { logger.notice("link to peer down", metadata: ["peer": "\(name)"]) }
         link.wasUp = false
         redial(link)
@@ -427,8 +436,7 @@ final class PeerLinks {
                 scratch.removeAll()
                 PeerLinkFrame.heartbeat.encode(into: &scratch)
                 if link.pending.isEmpty { dirty.append(link) }
-                link.pending.append(ByteBuffer(bytes: scratch.bytes))
-                link.pendingBytes += scratch.bytes.count
+                link.queue(ByteBuffer(bytes: scratch.bytes))
                 scheduleFlush()
             }
             link.active = false
