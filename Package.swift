@@ -84,10 +84,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Byte-moving helpers shared by the daemon and client shells: framing, addresses.
+        // glibc's allocator settings (mallopt), for the executables' heap tuning.
+        .systemLibrary(name: "CMalloc"),
+
+        // Byte-moving helpers shared by the daemon and client shells: framing, addresses, the
+        // executables' heap tuning.
         .target(
             name: "CohortTransport",
-            dependencies: ["CohortCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["CohortCore", "CMalloc", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
 
@@ -239,6 +243,8 @@ let package = Package(
                 "CohortSimulation",
                 "CohortDaemon",
                 "CohortSecurity",
+                "CohortTransport",
+                "CMalloc",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),

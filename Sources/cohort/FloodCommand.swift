@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cohort
 import CohortCore
+import CohortTransport
 import Foundation
 import Synchronization
 
@@ -55,6 +56,7 @@ struct FloodCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        HeapTuning.apply()  // docs/daemon.md, "Heap"
         let options = try connection.options(name: name ?? generatedName("flood"))
         let service = try parseService(self.service)
         let (count, size, group) = (self.count, self.size, self.group)

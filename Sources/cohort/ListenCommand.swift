@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cohort
 import CohortCore
+import CohortTransport
 import Foundation
 
 /// `cohort listen`: joins groups and prints every event.
@@ -36,6 +37,7 @@ struct ListenCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        HeapTuning.apply()  // docs/daemon.md, "Heap"
         let options = try connection.options(name: name ?? generatedName("listen"))
         let json = self.json
         let count = self.count

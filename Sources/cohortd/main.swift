@@ -2,6 +2,7 @@ import ArgumentParser
 import CohortConfiguration
 import CohortDaemon
 import CohortSecurity
+import CohortTransport
 import Logging
 import Metrics
 import Prometheus
@@ -84,6 +85,9 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     var parentPid: Int32?
 
     func run() async throws {
+        // 0. The allocator keeps freed buffers for reuse (docs/daemon.md, "Heap").
+        HeapTuning.apply()
+
         // 1. Configuration: the file (or embedded defaults), then flags on top.
         var configuration: DaemonConfiguration
         if let config {
