@@ -49,29 +49,46 @@ public struct GroupName: Hashable, Comparable, Sendable, CustomStringConvertible
 /// The identity of a connected client: its private name, unique on its daemon, and the daemon.
 ///
 /// Rendered as its private group name `#name#daemon`, which is what members lists and sender
-/// fields carry on the wire. The rendering is computed once, when the identity is made: it is
-/// written into every message the member sends.
+/// fields carry on the wire. Only the rendering is stored (with where the name ends): an
+/// identity is copied into every message its member sends and every list of members, and one
+/// string is one reference count to keep, not three. ``name`` and ``daemon`` are read from it.
 public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// The client-chosen private name (1...``Limits/privateNameBytesMax`` characters).
-    public let name: String
-    /// The name of the daemon the client is connected to.
-    public let daemon: String
     /// `#name#daemon`.
     public let description: String
+    /// UTF-8 bytes of the name (after the first `#`).
+    private let nameBytes: Int
+
+    /// The client-chosen private name (1...``Limits/privateNameBytesMax`` characters).
+    public var name: String { String(decoding: nameUTF8, as: UTF8.self) }
+    /// The name of the daemon the client is connected to.
+    public var daemon: String { String(decoding: daemonUTF8, as: UTF8.self) }
+
+    private var nameUTF8: Substring.UTF8View {
+        let utf8 = description.utf8
+        let start = utf8.index(after: utf8.startIndex)
+        return description[start..<utf8.index(start, offsetBy: nameBytes)].utf8
+    }
+
+    private var daemonUTF8: Substring.UTF8View {
+        let utf8 = description.utf8
+        return description[utf8.index(utf8.startIndex, offsetBy: nameBytes + 2)...].utf8
+    }
+
+    /// Whether the member is connected to the daemon named `daemon` (without making a string).
+    public func isOn(daemon: String) -> Bool { daemonUTF8.elementsEqual(daemon.utf8) }
 
     /// Creates a member identity; both parts must be valid names (printable ASCII without `#`).
     public init(name: String, daemon: String, limits: Limits = Limits()) throws(WireError) {
         guard Self.isValidPart(name, bytesMax: limits.privateNameBytesMax) else { throw .invalidPrivateName(name) }
         guard Self.isValidPart(daemon, bytesMax: limits.daemonNameBytesMax) else { throw .invalidDaemonName(daemon) }
-        self.name = name
-        self.daemon = daemon
         self.description = "#\(name)#\(daemon)"
+        self.nameBytes = name.utf8.count
     }
 
     /// Parses a private group name `#name#daemon`; `nil` if it is not one.
     public init?(privateGroup: String, limits: Limits = Limits()) {
         var text = privateGroup
-        let parts = text.withUTF8 { bytes -> (String, String)? in
+        let nameBytes = text.withUTF8 { bytes -> Int? in
             guard bytes.count >= 4, bytes[0] == UInt8(ascii: "#"),
                   let second = bytes[1...].firstIndex(of: UInt8(ascii: "#"))
             else { return nil }
@@ -80,12 +97,11 @@ public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible 
             guard Self.isValidPart(name, bytesMax: limits.privateNameBytesMax),
                   Self.isValidPart(daemon, bytesMax: limits.daemonNameBytesMax)
             else { return nil }
-            return (String(decoding: name, as: UTF8.self), String(decoding: daemon, as: UTF8.self))
+            return name.count
         }
-        guard let (name, daemon) = parts else { return nil }
-        self.name = name
-        self.daemon = daemon
-        self.description = privateGroup
+        guard let nameBytes else { return nil }
+        self.description = text
+        self.nameBytes = nameBytes
     }
 
     /// The private group name, `#name#daemon`.
@@ -94,8 +110,12 @@ public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible 
     public static func == (lhs: MemberID, rhs: MemberID) -> Bool { lhs.description == rhs.description }
     public func hash(into hasher: inout Hasher) { hasher.combine(description) }
 
+    /// By daemon, then by name (bytewise: both are ASCII).
     public static func < (lhs: MemberID, rhs: MemberID) -> Bool {
-        (lhs.daemon, lhs.name) < (rhs.daemon, rhs.name)
+        if !lhs.daemonUTF8.elementsEqual(rhs.daemonUTF8) {
+            return lhs.daemonUTF8.lexicographicallyPrecedes(rhs.daemonUTF8)
+        }
+        return lhs.nameUTF8.lexicographicallyPrecedes(rhs.nameUTF8)
     }
 
     static func isValidPart(_ part: String, bytesMax: Int) -> Bool {

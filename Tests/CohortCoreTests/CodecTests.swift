@@ -163,6 +163,25 @@ struct CodecTests {
         #expect(try GroupName(name).rawValue == name)
     }
 
+    @Test("a member identity keeps its parts: made or parsed, named, compared by daemon then name")
+    func memberIdentity() throws {
+        let parts = [("a", "d1"), ("alice", "d1"), ("bob", "d0"), ("alice", "d10"), ("x-y_z.1-longer-than-15", "daemon-name-longer-than-15"), ("z", "d1")]
+        var members: [MemberID] = []
+        for (name, daemon) in parts {
+            let made = try MemberID(name: name, daemon: daemon)
+            let parsed = try #require(MemberID(privateGroup: "#\(name)#\(daemon)"))
+            #expect(made == parsed && made.hashValue == parsed.hashValue)
+            for member in [made, parsed] {
+                #expect(member.name == name && member.daemon == daemon && member.description == "#\(name)#\(daemon)")
+                #expect(member.isOn(daemon: daemon) && !member.isOn(daemon: daemon + "x") && !member.isOn(daemon: name + "#" + daemon))
+            }
+            members.append(made)
+        }
+        // The order of (daemon, name) pairs.
+        #expect(members.sorted().map { "\($0.daemon)/\($0.name)" } == parts.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.map { "\($0.1)/\($0.0)" })
+        #expect(MemberID(privateGroup: "#a#") == nil && MemberID(privateGroup: "##d1") == nil && MemberID(privateGroup: "a#d1") == nil)
+    }
+
     @Test("invalid UTF-8 in a string field")
     func invalidUTF8() {
         #expect(throws: WireError.invalidUTF8) { try ClientFrame.decode(body: [0x03, 2, 0xC3, 0x28], limits: Limits()) }

@@ -640,7 +640,10 @@ public struct DaemonCore: Sendable {
             groupActions.removeAll(keepingCapacity: true)
             self.groupActions = groupActions
         }
-        for action in groupActions {
+        for index in groupActions.indices {
+            // Taken out of the buffer (a swap moves it): iterating would copy every message.
+            var action = GroupService.Action.pauseIntake(false)
+            swap(&action, &groupActions[index])
             switch action {
             case .broadcast(let message):
                 actions.append(.broadcastToPeers(message))

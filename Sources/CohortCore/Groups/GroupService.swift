@@ -287,7 +287,7 @@ public struct GroupService: Sendable {
             actions.append(.message(filled, to: recipients, origin: origin))
         case .join(let member, _), .leave(let member, _), .disconnect(let member):
             // Only a daemon's own clients are its to add or remove (a forged or stale item is ignored).
-            guard member.daemon == origin.daemon.name else { return }
+            guard member.isOn(daemon: origin.daemon.name) else { return }
             // A join from a daemon that left (delivered in the transitional configuration) is stale.
             if case .join = operation, !currentDaemons.contains(member.daemon) { return }
             let ordered: OrderedOperation
@@ -296,12 +296,12 @@ public struct GroupService: Sendable {
             case .leave(_, let group): ordered = .leave(member, group)
             default: ordered = .disconnect(member)
             }
-            if member.daemon == me.name { recordOwn(ordered) }
+            if member.isOn(daemon: me.name) { recordOwn(ordered) }
             for change in table.apply(ordered, sequence: nextViewSequence(viewSequence)) {
-                let local = change.recipients.filter { $0.daemon == me.name }
+                let local = change.recipients.filter { $0.isOn(daemon: me.name) }
                 if !local.isEmpty { actions.append(.view(change.view, to: local)) }
             }
-            if case .disconnect = ordered, member.daemon == me.name { actions.append(.departed(member)) }
+            if case .disconnect = ordered, member.isOn(daemon: me.name) { actions.append(.departed(member)) }
         }
     }
 
@@ -329,14 +329,14 @@ public struct GroupService: Sendable {
             // The common case: one group, whose local members are kept from message to message
             // (the same array each time, so that the daemon core can keep what it maps it to).
             let members = localMembers(of: message.groups[0])
-            guard message.service.selfDiscard, message.sender.daemon == me.name else { return members }
+            guard message.service.selfDiscard, message.sender.isOn(daemon: me.name) else { return members }
             return members.filter { $0 != message.sender }
         }
         var seen: Set<MemberID> = []
         var recipients: [MemberID] = []
         for group in message.groups {
             let members = group.privateMember.map { [$0] } ?? table.members(of: group)
-            for member in members where member.daemon == me.name && seen.insert(member).inserted {
+            for member in members where member.isOn(daemon: me.name) && seen.insert(member).inserted {
                 if message.service.selfDiscard, member == message.sender { continue }
                 recipients.append(member)
             }
@@ -357,7 +357,7 @@ public struct GroupService: Sendable {
         if let cached = localMembersCache[group] {
             members = cached
         } else {
-            members = table.members(of: group).filter { $0.daemon == me.name }
+            members = table.members(of: group).filter { $0.isOn(daemon: me.name) }
             localMembersCache[group] = members
         }
         lastLocalMembers = (group, members)
@@ -431,7 +431,7 @@ public struct GroupService: Sendable {
         let viewID = GroupViewID(configuration: configuration.ring.configurationID, sequence: 0)
         for change in table.removeMembers(notOn: daemons) {
             let remaining = change.before.filter { daemons.contains($0.daemon) }
-            let local = remaining.filter { $0.daemon == me.name }
+            let local = remaining.filter { $0.isOn(daemon: me.name) }
             guard !local.isEmpty else { continue }
             let view = GroupView(
                 group: change.group, viewID: viewID, members: remaining, cause: .network,
@@ -450,7 +450,7 @@ public struct GroupService: Sendable {
         var members: [GroupName: [MemberID]] = [:]
         for state in exchange.received {
             for (group, list) in state.memberships {
-                for member in list where member.daemon == state.daemon.name && !(members[group]?.contains(member) ?? false) {
+                for member in list where member.isOn(daemon: state.daemon.name) && !(members[group]?.contains(member) ?? false) {
                     members[group, default: []].append(member)
                 }
             }
@@ -464,7 +464,7 @@ public struct GroupService: Sendable {
         // regular one.
         for change in table.replaceMembership(with: members, viewID: viewID, renewing: Set(members.keys)) {
             let after = table.members(of: change.group)
-            let local = after.filter { $0.daemon == me.name }
+            let local = after.filter { $0.isOn(daemon: me.name) }
             guard !local.isEmpty else { continue }
             let continuing = after.filter(change.before.contains)
             let changed = Array(Set(after).symmetricDifference(change.before)).sorted()

@@ -149,7 +149,7 @@ extension GroupTable {
     /// The members of each group that are clients of `daemon`, in the group's order.
     public func members(on daemon: String) -> [(group: GroupName, members: [MemberID])] {
         groups.keys.sorted().compactMap { name in
-            let local = groups[name]!.members.filter { $0.daemon == daemon }
+            let local = groups[name]!.members.filter { $0.isOn(daemon: daemon) }
             return local.isEmpty ? nil : (name, local)
         }
     }
