@@ -86,7 +86,7 @@ struct CohortDaemonCommand: AsyncParsableCommand {
 
     func run() async throws {
         // 0. The allocator keeps freed buffers for reuse (docs/daemon.md, "Heap").
-        HeapTuning.apply()
+        let heapTuning = HeapTuning.apply()
 
         // 1. Configuration: the file (or embedded defaults), then flags on top.
         var configuration: DaemonConfiguration
@@ -135,6 +135,7 @@ struct CohortDaemonCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "cohortd.\(settings.name)")
+        logger.debug("allocator thresholds", metadata: ["heap_tuning": "\(heapTuning)"])
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
