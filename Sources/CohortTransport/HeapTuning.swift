@@ -14,7 +14,8 @@ import Glibc
 /// (`madvise`). These settings keep freed memory for reuse instead: the trim threshold is
 /// 256 MiB and the mmap threshold 32 MiB (glibc's maximum on 64-bit systems). The cost is
 /// memory: a process keeps the heap of its peak load, up to 256 MiB free per malloc arena,
-/// rather than returning it at once. Measured in docs/daemon.md, "Heap".
+/// rather than returning it at once. See docs/daemon.md, "Heap", and the README's Performance
+/// section for the figures.
 ///
 /// A user who sets any `glibc.malloc.` tunable in `GLIBC_TUNABLES` keeps the allocator as
 /// configured there: these settings are skipped (`GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072`
@@ -31,7 +32,8 @@ public enum HeapTuning {
         case applied
         /// `GLIBC_TUNABLES` configures the allocator; nothing was changed.
         case leftToEnvironment
-        /// Not glibc (or glibc refused a value); the process runs with the allocator's defaults.
+        /// Not glibc, or glibc refused a value (then the trim threshold may be set, the mmap
+        /// threshold is glibc's); with these constants glibc refuses neither.
         case unavailable
     }
 
