@@ -6,6 +6,7 @@ public import CohortTransport
 public import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Starts and stops real `cohortd` processes on loopback that form one server group, for
 /// `cohort cluster`, `cohort demo`, the experiments and the end-to-end tests; and injects faults
@@ -159,9 +160,19 @@ public final class LocalCluster: @unchecked Sendable {
         try launch(name)
         let deadline = ContinuousClock.now + timeout
         while (try? await CohortClient.status(of: member.address)) == nil {
+            if pid(of: name) == nil { throw exited(name) }
             guard ContinuousClock.now < deadline else { throw ClusterError("daemon \(name) not ready within \(timeout)") }
             try await Task.sleep(for: .milliseconds(50))
         }
+    }
+
+    /// The error for daemon `name` having exited: it names the daemon's log and quotes its last
+    /// lines (a daemon that cannot start says why there, e.g. a port in use).
+    private func exited(_ name: String) -> ClusterError {
+        let log = directory.appendingPathComponent("\(name).log")
+        let tail = (try? String(contentsOf: log, encoding: .utf8))
+            .map { $0.split(separator: "\n").suffix(5).joined(separator: "\n") } ?? ""
+        return ClusterError("daemon \(name) exited; its log is \(log.path)" + (tail.isEmpty ? "" : ", ending:\n\(tail)"))
     }
 
     /// Whether every daemon process is running.
@@ -254,8 +265,8 @@ public final class LocalCluster: @unchecked Sendable {
             }
             if formed, configurations.count == 1 { return }
             if formed { last = "daemons are in different configurations: \(configurations.sorted())" }
-            for name in component where lock.withLock({ !(processes[name]?.isRunning ?? false) }) {
-                throw ClusterError("daemon \(name) exited; its log is \(directory.appendingPathComponent("\(name).log").path)")
+            if let name = component.sorted().first(where: { name in lock.withLock { !(processes[name]?.isRunning ?? false) } }) {
+                throw exited(name)
             }
             guard ContinuousClock.now < deadline else {
                 throw ClusterError("daemons \(component.sorted()) did not form one configuration within \(timeout): \(last)")
@@ -314,38 +325,59 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
 
 extension LocalCluster {
     /// A TCP port on 127.0.0.1 that is free right now, with the `count - 1` ports after it free
-    /// too (a cluster of n daemons uses 2n ports). Another process may take them before they
-    /// are bound again; to make that unlikely they are picked at random below the kernel's
-    /// ephemeral range (`ip_local_port_range`), where no outgoing connection takes its port (a
-    /// port that `bind(0)` hands out is in that range, and every daemon link dials from it).
+    /// too (a cluster of n daemons uses 2n ports). The ports lie below the kernel's ephemeral
+    /// range (`ip_local_port_range`), where no outgoing connection takes its port (a port that
+    /// `bind(0)` hands out is in that range, and every daemon link dials from it).
+    ///
+    /// No two calls in one process return overlapping ranges (until the search has gone round
+    /// the whole span), even when the ports of the first are not bound yet: each search starts
+    /// just past the range the previous one returned — the first at a random point, so that
+    /// processes searching at the same time are unlikely to meet. Another process may still
+    /// take a port before its daemon binds it.
     public static func freePorts(_ count: Int = 2) throws -> Int {
         let ephemeralLow = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
             .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
         let low = 10_000
-        for _ in 0..<50 {
-            let port = ephemeralLow - count > low ? Int.random(in: low...(ephemeralLow - count)) : try boundPort(0)
-            guard port + count - 1 <= 65535 else { continue }
-            if (0..<count).allSatisfy({ (try? boundPort(port + $0)) != nil }) { return port }
+        let span = ephemeralLow - low
+        guard count >= 1, count <= span else {
+            throw ClusterError("no \(count) consecutive TCP ports below the ephemeral range (\(ephemeralLow)) and above \(low)")
         }
-        throw ClusterError("no \(count) free consecutive TCP ports found on 127.0.0.1")
+        return try portSearch.withLock { next throws(ClusterError) -> Int in
+            var offset = next ?? Int.random(in: 0..<span)
+            var scanned = 0
+            while scanned < span + count {
+                if offset + count > span {
+                    scanned += span - offset
+                    offset = 0
+                    continue
+                }
+                if let busy = (0..<count).first(where: { !isFree(low + offset + $0) }) {
+                    scanned += busy + 1
+                    offset += busy + 1
+                    continue
+                }
+                next = (offset + count) % span
+                return low + offset
+            }
+            throw ClusterError("no \(count) free consecutive TCP ports found on 127.0.0.1 between \(low) and \(ephemeralLow)")
+        }
     }
 
-    private static func boundPort(_ port: Int) throws -> Int {
+    /// Where the next ``freePorts(_:)`` search starts, as an offset from its lowest port; nil
+    /// before the first.
+    private static let portSearch = Mutex<Int?>(nil)
+
+    /// Whether a TCP socket can bind `port` on 127.0.0.1 right now.
+    private static func isFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ClusterError("socket() failed: errno \(errno)") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
+        return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw ClusterError("port \(port) is in use") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
+        } == 0
     }
 }
