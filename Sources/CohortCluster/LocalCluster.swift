@@ -342,22 +342,16 @@ extension LocalCluster {
         guard count >= 1, count <= span else {
             throw ClusterError("no \(count) consecutive TCP ports below the ephemeral range (\(ephemeralLow)) and above \(low)")
         }
-        return try portSearch.withLock { next throws(ClusterError) -> Int in
+        return try portSearch.withLock { next in
+            // Every start is tried once at most; one that would run past the span wraps to 0.
             var offset = next ?? Int.random(in: 0..<span)
-            var scanned = 0
-            while scanned < span + count {
-                if offset + count > span {
-                    scanned += span - offset
-                    offset = 0
-                    continue
+            for _ in 0..<span {
+                if offset + count > span { offset = 0 }
+                if try (0..<count).allSatisfy({ try isFree(low + offset + $0) }) {
+                    next = offset + count
+                    return low + offset
                 }
-                if let busy = (0..<count).first(where: { !isFree(low + offset + $0) }) {
-                    scanned += busy + 1
-                    offset += busy + 1
-                    continue
-                }
-                next = (offset + count) % span
-                return low + offset
+                offset += 1
             }
             throw ClusterError("no \(count) free consecutive TCP ports found on 127.0.0.1 between \(low) and \(ephemeralLow)")
         }
@@ -368,16 +362,22 @@ extension LocalCluster {
     private static let portSearch = Mutex<Int?>(nil)
 
     /// Whether a TCP socket can bind `port` on 127.0.0.1 right now.
-    private static func isFree(_ port: Int) -> Bool {
+    private static func isFree(_ port: Int) throws -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { throw ClusterError("socket() failed: errno \(errno)") }
         defer { close(fd) }
+        return withLoopbackAddress(port: port) { bind(fd, $0, $1) } == 0
+    }
+
+    /// Calls `body` with the socket address of 127.0.0.1:`port` and its length (for `bind`,
+    /// `connect`).
+    static func withLoopbackAddress<R>(port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
     }
 }

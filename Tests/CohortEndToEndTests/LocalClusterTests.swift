@@ -1,4 +1,4 @@
-import CohortCluster
+@testable import CohortCluster
 import Foundation
 import Testing
 
@@ -27,7 +27,7 @@ struct LocalClusterTests {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0)
         defer { close(fd) }
-        let bound = withLoopbackAddress(port: port) { bind(fd, $0, $1) }
+        let bound = LocalCluster.withLoopbackAddress(port: port) { bind(fd, $0, $1) }
         // Bound, not listening: the daemon's bind fails all the same, and a client's connect is
         // refused at once instead of waiting in a backlog nobody accepts from.
         try #require(bound == 0)

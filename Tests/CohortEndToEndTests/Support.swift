@@ -1,4 +1,5 @@
 import Cohort
+@testable import CohortCluster
 import CohortCore
 import CohortDaemon
 import CohortTransport
@@ -72,24 +73,13 @@ extension CohortEvents.Iterator {
     }
 }
 
-/// Calls `body` with the socket address of 127.0.0.1:`port` and its length (for `bind`, `connect`).
-func withLoopbackAddress<R>(port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-}
-
 /// A blocking TCP client that speaks raw bytes, for feeding a daemon bad input.
 final class RawClient {
     private let fd: Int32
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        let result = withLoopbackAddress(port: port) { connect(fd, $0, $1) }
+        let result = LocalCluster.withLoopbackAddress(port: port) { connect(fd, $0, $1) }
         guard result == 0 else { throw CohortError.connectFailed(address: "127.0.0.1:\(port)", reason: "errno \(errno)") }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
