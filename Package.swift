@@ -69,7 +69,7 @@ let package = Package(
 
         // Drivers that run the pure cores in memory — the deterministic multi-daemon simulator with
         // fault injection, the key agreement simulation — and the property checkers.
-        .target(name: "CohortSimulation", dependencies: ["CohortCore", "CohortCrypto"], swiftSettings: optimisedInDebug),
+        .target(name: "CohortSimulation", dependencies: ["CohortCore", "CohortCrypto", "CohortSecurity"], swiftSettings: optimisedInDebug),
 
         // Security strategies: authentication methods, and their composition into named
         // architectures (today: `plain`).
@@ -147,6 +147,7 @@ let package = Package(
                 "CohortConfiguration",
                 "CohortCore",
                 "CohortCrypto",
+                "CohortSecurity",
                 "CohortTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -229,8 +230,8 @@ let package = Package(
         ),
 
         .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: strictSettings),
-        .testTarget(name: "CohortSimulationTests", dependencies: ["CohortSimulation", "CohortCore"], swiftSettings: strictSettings),
-        .testTarget(name: "CohortSecurityTests", dependencies: ["CohortSecurity", "CohortCore", "CohortCrypto"], swiftSettings: strictSettings),
+        .testTarget(name: "CohortSimulationTests", dependencies: ["CohortSimulation", "CohortCore", "CohortSecurity"], swiftSettings: strictSettings),
+        .testTarget(name: "CohortSecurityTests", dependencies: ["CohortSecurity", "CohortCore", "CohortCrypto", "CohortSimulation"], swiftSettings: strictSettings),
         .testTarget(name: "CohortCryptoTests", dependencies: ["CohortCrypto", "CohortCore", "CohortSimulation", "CGMP"], swiftSettings: strictSettings),
         .testTarget(
             name: "CohortEndToEndTests",

@@ -4,11 +4,14 @@
 #   Scripts/soak.sh [SEEDS [FIRST_SEED]]      (defaults: 100000 seeds from 1)
 #   SEMANTICS=vs Scripts/soak.sh ...          VS clients (the flush layer), recorded apart under
 #                                             Results/simulation-soak-vs/
+#   ARCHITECTURE=integrated-vs Scripts/soak.sh  the security architecture's real engines and
+#                                             hooks with VS clients, under
+#                                             Results/simulation-soak-integrated-vs/
 #
 # Every finished chunk is appended to Results/simulation-soak/chunks.csv with the revision of the
 # simulated code: the last commit that touched what `cohort simulate` runs (the pure cores in
 # CohortCore but `DaemonCore`, which the simulator does not drive — it drives `GroupService`
-# directly —, the simulator and checkers in CohortSimulation, the CohortCrypto kit it links and
+# directly —, the simulator and checkers in CohortSimulation, the CohortCrypto kit and the CohortSecurity architectures it links and
 # its C shims, and the simulate command). Commits of docs, figures, the daemon core and shell, the
 # client library or experiments do not restart a soak; any change to the simulated code does.
 #
@@ -24,13 +27,18 @@ seeds="${1:-100000}"
 first="${2:-1}"
 chunk="${CHUNK:-1000}"
 semantics="${SEMANTICS:-evs}"
+architecture="${ARCHITECTURE:-plain}"
 case "$semantics" in
   evs) OUT=Results/simulation-soak ;;
   vs) OUT=Results/simulation-soak-vs ;;
   *) echo "SEMANTICS is evs or vs" >&2; exit 2 ;;
 esac
+if [ "$architecture" != plain ]; then
+  semantics=vs
+  OUT=Results/simulation-soak-$architecture
+fi
 simulated=(Sources/CohortCore ':(exclude)Sources/CohortCore/Daemon' Sources/CohortSimulation
-           Sources/CohortCrypto Sources/COpenSSL Sources/CGMP Sources/cohort/SimulateCommand.swift)
+           Sources/CohortCrypto Sources/COpenSSL Sources/CGMP Sources/CohortSecurity Sources/cohort/SimulateCommand.swift)
 revision=${REVISION:-$(git log -1 --format=%H -- "${simulated[@]}")}
 kept=.build/soak/$revision/cohort
 if [ -z "${REVISION:-}" ]; then
@@ -61,7 +69,7 @@ while [ "$start" -le "$end" ]; do
   fi
   began=$(date +%s)
   log=$(mktemp)
-  "$binary" simulate --semantics "$semantics" --seeds "$count" --seed "$start" > "$log" || true
+  "$binary" simulate --semantics "$semantics" --architecture "$architecture" --seeds "$count" --seed "$start" > "$log" || true
   violations=$(tail -1 "$log" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["violations"]))')
   grep FAILED "$log" || true
   if [ "$violations" != 0 ]; then

@@ -221,7 +221,7 @@ struct MessagePath {
             var settings = DaemonCore.Settings(daemonName: "d\(index)")
             settings.incarnation = 1
             settings.ring = try membership.ringSettings(for: DaemonID(name: "d\(index)", incarnation: 1))
-            return try DaemonCore(settings: settings, hooks: Architecture.plain.makeDaemonHooks())
+            return try DaemonCore(settings: settings, security: PlainDaemonSecurity())
         }
         paused = [false, false, false]
     }
@@ -359,7 +359,7 @@ struct MessagePath {
             deliver(frame, count: sessions.count, at: index)
         case .send(let frame, _):
             deliver(frame, count: 1, at: index)
-        case .close, .configurationInstalled, .dropPeers, .authenticated, .authenticationFailed, .accessDenied:
+        case .close, .configurationInstalled, .dropPeers, .authenticated, .authenticationFailed, .accessDenied, .security:
             break
         }
     }

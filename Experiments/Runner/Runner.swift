@@ -27,18 +27,27 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Folder of the results.")
     var results = "Results"
 
-    @Option(help: "Comma-separated security architectures to measure: \(Architecture.registered.map(\.name).joined(separator: ", ")) (default: all).")
+    @Option(help: "Comma-separated security architectures to measure: \(Self.measurable.joined(separator: ", ")) (default: all of them).")
     var architectures: String?
+
+    /// The architectures the experiments on real processes measure today. `integrated-vs` is
+    /// registered but not yet measured: its clients reach the daemons over TLS or the Unix
+    /// socket while the experiments run over TCP, and `cohort flood` repeats one prepared
+    /// message, which a sealing architecture must seal anew each time (issue 27).
+    static let measurable = [Architecture.plain.name]
 
     @Flag(help: "Do not bring the release build of cohortd and cohort up to date first.")
     var noBuild = false
 
     /// The architectures to measure, validated.
     func architectureNames() throws -> [String] {
-        guard let architectures else { return Architecture.registered.map(\.name) }
+        guard let architectures else { return Self.measurable }
         let names = architectures.split(separator: ",").map(String.init)
         for name in names {
             do { _ = try Architecture.named(name) } catch { throw ValidationError(error.description) }
+            guard Self.measurable.contains(name) else {
+                throw ValidationError("the experiments do not measure \(name) yet: they run over TCP and `cohort flood` repeats one prepared message, which \(name) must seal anew each time (issue 27)")
+            }
         }
         return names
     }

@@ -123,9 +123,16 @@ public enum CohortClient {
             throw CohortError.rejected(.architectureRefused, reason:
                 "daemon runs architecture '\(accept.architecture)', client was started with '\(options.architecture.name)'")
         }
+        let hooks: any ClientSecurityHooks
+        do {
+            hooks = try options.architecture.makeClientHooks(member: accept.member, options: options.architectureOptions)
+        } catch {
+            try? await channel.executeThenClose { _, _ in }
+            throw CohortError.rejected(.architectureRefused, reason: "architecture \(options.architecture.name): \(error)")
+        }
         return try await channel.executeThenClose { inbound, outbound in
             let connection = CohortConnection(
-                accept: accept, options: options, inbound: inbound, outbound: outbound)
+                accept: accept, options: options, hooks: hooks, inbound: inbound, outbound: outbound)
             return try await body(connection)
         }
     }
@@ -208,27 +215,31 @@ public final class CohortConnection: Sendable {
     private let hooks: SharedHooks
     private let flushLayer: FlushLayer
     private let semantics: GroupSemantics
+    /// Whether the architecture keys VS views, so every group is joined with VS.
+    private let requiresVirtualSynchrony: Bool
 
     init(
-        accept: ConnectAccept, options: ConnectionOptions,
+        accept: ConnectAccept, options: ConnectionOptions, hooks: any ClientSecurityHooks,
         inbound: NIOAsyncChannelInboundStream<[DaemonFrame]>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) {
         member = accept.member
         architecture = accept.architecture
         principal = accept.principal
         limits = options.limits
-        hooks = SharedHooks(options.architecture.makeClientHooks())
+        requiresVirtualSynchrony = hooks.requiresVirtualSynchrony
+        self.hooks = SharedHooks(hooks)
         flushLayer = FlushLayer(member: accept.member, policy: options.flushPolicy)
         semantics = options.semantics
         self.outbound = outbound
-        events = CohortEvents(inbound: inbound, hooks: hooks, flushLayer: flushLayer, outbound: outbound)
+        events = CohortEvents(inbound: inbound, hooks: self.hooks, flushLayer: flushLayer, outbound: outbound)
     }
 
     /// Joins a group with the connection's semantics (``ConnectionOptions/semantics``) or the
-    /// one given. The view arrives as an event: in a VS group once every member has flushed.
+    /// one given; always with VS under an architecture that keys VS views (Integrated VS). The
+    /// view arrives as an event: in a VS group once every member has flushed.
     public func join(_ group: String, semantics: GroupSemantics? = nil) async throws {
         let name = try groupName(group)
-        if (semantics ?? self.semantics) == .virtualSynchrony { flushLayer.adopt(name) }
+        if requiresVirtualSynchrony || (semantics ?? self.semantics) == .virtualSynchrony { flushLayer.adopt(name) }
         try await send(.join(name))
     }
 
@@ -442,16 +453,20 @@ public struct CohortEvents: AsyncSequence, Sendable {
         private mutating func runFlushLayer() async throws {
             let (events, sends) = flushLayer.filter(pending.reversed())
             pending = events.reversed()
+            if events.contains(where: { if case .view = $0 { true } else { false } }) {
+                hooks.withHooks { hooks in
+                    for case .view(let view) in events { hooks.viewInstalled(view) }
+                }
+            }
             guard !sends.isEmpty else { return }
             var frames: [ClientFrame] = []
             for var message in sends {
-                do throws(ArchitectureError) {
-                    try hooks.seal(&message)
-                } catch {
-                    throw CohortError.refused(error.reason)
-                }
+                // A flush-ok for a view without a key (its daemons' agreement was cut short) is
+                // not sent: a newer view follows, and the flush completes there.
+                guard (try? hooks.seal(&message)) != nil else { continue }
                 frames.append(.multicast(message))
             }
+            guard !frames.isEmpty else { return }
             // A write that fails means the connection is going (the application disconnected, or
             // the daemon closed it): the stream ends with it, and a flush-ok no longer matters.
             try? await outbound.write(ByteBuffer(encoding: frames))
@@ -497,14 +512,21 @@ extension SharedHooks {
             var events: [CohortEvent] = []
             events.reserveCapacity(frames.count)
             var failure: CohortError?
-            // From the last frame back: each frame is moved out of the array, and the events
-            // come out in the order `popLast` wants.
-            while let frame = frames.popLast() {
+            // In the daemon's order: an architecture's replay window must see a sender's
+            // messages in the order they were sealed (opened last first, a batch of 128 lost
+            // the oldest 64 as "too old"; found by `cohort demo` under integrated-vs). Each
+            // frame is moved out of the reversed array with `popLast`, without a copy, and the
+            // events are reversed at the end into the order `popLast` wants.
+            frames.reverse()
+            loop: while let frame = frames.popLast() {
                 switch consume frame {
                 case .message(var message):
                     do throws(ArchitectureError) {
                         try hooks.open(&message)
                         events.append(.message(message))
+                    } catch where error.kind == .notForThisMember {
+                        // Sealed under a key of a view this member is not in: the flush layer
+                        // would discard it as well.
                     } catch {
                         events.append(.error(.architectureRefused, reason: "message from \(message.sender) dropped: \(error.reason)"))
                     }
@@ -520,18 +542,18 @@ extension SharedHooks {
                 case .error(let code, let fatal, let reason):
                     if fatal {
                         failure = .sessionEnded(code, reason: reason)
-                        events.removeAll()
-                    } else {
-                        events.append(.error(code, reason: reason))
+                        break loop
                     }
+                    events.append(.error(code, reason: reason))
                 case .reject(let code, let reason):
                     failure = .sessionEnded(code, reason: reason)
-                    events.removeAll()
+                    break loop
                 case .accept, .authChallenge:
                     failure = .protocolViolation("unexpected handshake frame after the handshake")
-                    events.removeAll()
+                    break loop
                 }
             }
+            events.reverse()
             return (events, failure)
         }
     }

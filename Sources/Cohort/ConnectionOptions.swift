@@ -9,6 +9,8 @@ public struct ConnectionOptions: Sendable {
     public var wantsMembership: Bool = true
     /// The security architecture; must match the daemon's.
     public var architecture: Architecture = .plain
+    /// The architecture's options (the cipher clients seal with); the same as the daemons'.
+    public var architectureOptions = ArchitectureOptions()
     /// Bounds checked before sending (should equal the daemon's).
     public var limits = Limits()
     /// Who the client is to the daemon: selects the authentication method (``Credentials``).

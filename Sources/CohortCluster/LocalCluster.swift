@@ -2,6 +2,7 @@ import Cohort
 public import CohortConfiguration
 public import CohortCore
 import CohortCrypto
+public import CohortSecurity
 public import CohortTransport
 public import Foundation
 import NIOCore
@@ -25,10 +26,15 @@ public final class LocalCluster: @unchecked Sendable {
         public var metricsPort: Int?
         /// The TCP client address, parsed.
         public var address: DaemonAddress { try! DaemonAddress(parsing: clientAddress) }
+        /// The Unix socket address, parsed: served under every architecture (plain TCP is not
+        /// under those that hand clients keys).
+        public var localAddress: DaemonAddress { try! DaemonAddress(parsing: socketAddress) }
     }
 
     /// The daemons, in order.
     public let members: [Member]
+    /// The architecture the daemons run (clients must run it too).
+    public let architecture: Architecture
     /// The folder holding the configuration file and the daemons' logs.
     public let directory: URL
     private let configPath: URL
@@ -39,8 +45,9 @@ public final class LocalCluster: @unchecked Sendable {
     private var stopped = false
     private let lock = NSLock()
 
-    private init(members: [Member], directory: URL, configPath: URL, executable: URL, faultInjection: Bool) {
+    private init(members: [Member], architecture: Architecture, directory: URL, configPath: URL, executable: URL, faultInjection: Bool) {
         self.members = members
+        self.architecture = architecture
         self.directory = directory
         self.configPath = configPath
         self.executable = executable
@@ -60,6 +67,12 @@ public final class LocalCluster: @unchecked Sendable {
         metricsBasePort: Int? = nil, membership: DaemonConfiguration.Membership = .init(), readyTimeout: Duration = .seconds(30)
     ) async throws -> LocalCluster {
         guard (1...64).contains(daemons) else { throw ClusterError("a local cluster has 1 to 64 daemons, not \(daemons)") }
+        let registered: Architecture
+        do {
+            registered = try Architecture.named(architecture)
+        } catch {
+            throw ClusterError(error.description)
+        }
         let folder = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("cohort-cluster-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -97,7 +110,7 @@ public final class LocalCluster: @unchecked Sendable {
                 Member(name: entry.name, clientAddress: "127.0.0.1:\(entry.clientPort!)", socketAddress: "unix:\(entry.socketPath!)",
                        metricsPort: metricsBasePort.map { $0 + index })
             },
-            directory: folder, configPath: configPath, executable: executable, faultInjection: faultInjection)
+            architecture: registered, directory: folder, configPath: configPath, executable: executable, faultInjection: faultInjection)
         do {
             for member in cluster.members { try cluster.launch(member.name) }
             try await cluster.waitUntilFormed(Set(cluster.members.map(\.name)), timeout: readyTimeout)
@@ -159,7 +172,7 @@ public final class LocalCluster: @unchecked Sendable {
         if let process = lock.withLock({ processes[name] }), process.isRunning { throw ClusterError("daemon \(name) is running") }
         try launch(name)
         let deadline = ContinuousClock.now + timeout
-        while (try? await CohortClient.status(of: member.address)) == nil {
+        while (try? await CohortClient.status(of: member.localAddress, architecture: architecture)) == nil {
             if pid(of: name) == nil { throw exited(name) }
             guard ContinuousClock.now < deadline else { throw ClusterError("daemon \(name) not ready within \(timeout)") }
             try await Task.sleep(for: .milliseconds(50))
@@ -209,7 +222,7 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Daemon `name`'s status.
     public func status(of name: String) async throws -> DaemonStatus {
-        try await CohortClient.status(of: try member(name).address)
+        try await CohortClient.status(of: try member(name).localAddress, architecture: architecture)
     }
 
     /// Daemon `name`'s metrics (the cluster was started with `metricsBasePort`).

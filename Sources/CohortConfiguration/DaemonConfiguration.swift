@@ -68,8 +68,16 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
 
     /// The daemons of the server group.
     public var daemons: [DaemonEntry]
-    /// The security architecture (`plain` today).
+    /// The security architecture (`plain`, `integrated-vs`; docs/architectures.md).
     public var architecture: String = "plain"
+    /// The cipher suite clients seal data with under an encrypting architecture
+    /// (`aes-256-gcm`, `chacha20-poly1305`, `blowfish-cbc-hmac-sha256`).
+    public var cipher: String = "aes-256-gcm"
+    /// The DH group of the daemons' key agreement (`x25519`, `modp-1024`, `modp-2048`).
+    public var daemonKeyAgreementGroup: String = "x25519"
+    /// Whether a daemon that hands out group keys also serves plain TCP clients on the loopback
+    /// interface (tests and benchmarks on one host). Off: only TLS and the Unix socket.
+    public var allowLoopbackTCP = false
     /// Bounds on client input.
     public var limits = Limits()
     /// Bytes queued toward one client above which it counts as backlogged (the daemon then
@@ -242,7 +250,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public init(daemons: [DaemonEntry]) { self.daemons = daemons }
 
     private enum CodingKeys: String, CodingKey {
-        case daemons, architecture, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
+        case daemons, architecture, cipher, daemonKeyAgreementGroup, allowLoopbackTCP, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
         case usersFile, authFailuresBurst, authFailureRefillSeconds, accessPolicyFile, tls, requiredAuthMethods
         case clientsMax, metricsPort, logLevel, membership
     }
@@ -253,6 +261,10 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         let defaults = DaemonConfiguration(daemons: [])
         daemons = try container.decode([DaemonEntry].self, forKey: .daemons)
         architecture = try container.decodeIfPresent(String.self, forKey: .architecture) ?? defaults.architecture
+        cipher = try container.decodeIfPresent(String.self, forKey: .cipher) ?? defaults.cipher
+        daemonKeyAgreementGroup = try container.decodeIfPresent(String.self, forKey: .daemonKeyAgreementGroup)
+            ?? defaults.daemonKeyAgreementGroup
+        allowLoopbackTCP = try container.decodeIfPresent(Bool.self, forKey: .allowLoopbackTCP) ?? defaults.allowLoopbackTCP
         limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
         clientQueueBytesMax = try container.decodeIfPresent(Int.self, forKey: .clientQueueBytesMax) ?? defaults.clientQueueBytesMax
         slowClientTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .slowClientTimeoutSeconds)

@@ -166,6 +166,13 @@ public struct GroupViewID: Hashable, Comparable, Sendable, CustomStringConvertib
         self.sequence = sequence
     }
 
+    /// Whether the view was made in a transitional configuration: its ``configuration`` names
+    /// the ring the component moves to, and the high bit of its sequence marks it (with the
+    /// old ring's hash), so no other component names a different view alike. Such a view
+    /// belongs to the regular configuration before it (a security architecture keys it with
+    /// that configuration's key).
+    public var isOfTransitionalConfiguration: Bool { sequence >> 63 == 1 }
+
     /// `epoch.representative.sequence`, as `cohort listen --json` prints it.
     public var description: String { "\(configuration).\(sequence)" }
     public static func < (lhs: Self, rhs: Self) -> Bool {

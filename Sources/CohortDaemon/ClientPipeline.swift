@@ -42,7 +42,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
             tlsDeadline?.cancel()
             let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
             let principal = (try? certificate?.toDERBytes()).flatMap { certificatePrincipal(derEncoded: $0) }
-            session = runtime.open(context.channel, certificatePrincipal: principal)
+            session = runtime.open(context.channel, tls: true, certificatePrincipal: principal)
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -46,6 +46,28 @@ struct DaemonMetrics {
         Counter(label: "cohort_denied_total", dimensions: [("operation", operation), ("reason", reason)]).increment()
     }
 
+    /// What the security architecture reports, in the vocabulary every architecture shares
+    /// (`docs/metrics.md`, "Security").
+    func security(_ report: DaemonSecurityReport) {
+        switch report {
+        case .agreementStarted:
+            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "started")]).increment()
+        case .agreementFinished(_, _, let duration):
+            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "finished")]).increment()
+            let (seconds, attoseconds) = duration.components
+            Timer(label: "cohort_daemon_key_agreement_duration_seconds", preferredDisplayUnit: .seconds)
+                .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        case .agreementAbandoned:
+            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "abandoned")]).increment()
+        case .messageRefused:
+            Counter(label: "cohort_security_refused_total", dimensions: [("source", "daemon")]).increment()
+        case .groupRekeyed:
+            Counter(label: "cohort_group_rekeys_total").increment()
+        case .viewWithoutKey:
+            Counter(label: "cohort_views_without_key_total").increment()
+        }
+    }
+
     private static func perService(_ label: String) -> [Counter] {
         ServiceLevel.allCases.map { Counter(label: label, dimensions: [("service", $0.description)]) }
     }

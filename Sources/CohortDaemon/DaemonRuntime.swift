@@ -97,7 +97,7 @@ final class DaemonRuntime {
 
     /// Registers a new client channel and returns its session; `certificatePrincipal` is what
     /// a verified TLS client certificate names.
-    func open(_ channel: any Channel, certificatePrincipal: String? = nil) -> SessionID {
+    func open(_ channel: any Channel, tls: Bool = false, certificatePrincipal: String? = nil) -> SessionID {
         eventLoop.preconditionInEventLoop()
         let session = SessionID(nextSessionNumber)
         nextSessionNumber += 1
@@ -106,6 +106,7 @@ final class DaemonRuntime {
         metrics.sessionsOpened.increment()
         var origin = Self.origin(of: channel)
         origin.certificatePrincipal = certificatePrincipal
+        if tls { origin.link = .tls }
         logger.debug("session opened", metadata: ["session": "\(session)", "peer": "\(origin.address)"])
         handle(.sessionOpened(session, origin))
         return session
@@ -115,12 +116,13 @@ final class DaemonRuntime {
     /// on the local socket, the uid, gid and pid of its process from the kernel (SO_PEERCRED).
     private static func origin(of channel: any Channel) -> ClientOrigin {
         if let address = channel.remoteAddress, let ip = address.ipAddress {
-            return ClientOrigin(source: ip, address: "\(ip):\(address.port ?? 0)")
+            let loopback = ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+            return ClientOrigin(source: ip, address: "\(ip):\(address.port ?? 0)", link: .tcp(loopback: loopback))
         }
-        guard let credentials = peerCredentials(of: channel) else { return ClientOrigin(source: "unix", address: "unix") }
+        guard let credentials = peerCredentials(of: channel) else { return ClientOrigin(source: "unix", address: "unix", link: .unix) }
         return ClientOrigin(
             source: "unix:\(credentials.uid)", address: "unix(uid \(credentials.uid), pid \(credentials.pid))",
-            peerCredentials: credentials)
+            peerCredentials: credentials, link: .unix)
     }
 
     /// The peer credentials of a Unix-socket channel. Called on the channel's event loop, where
@@ -251,6 +253,9 @@ final class DaemonRuntime {
                 ])
             case .dropPeers(let peers):
                 links.dropPeers(peers)
+            case .security(let report):
+                metrics.security(report)
+                logSecurity(report)
             case .authenticated(let session, let principal, let method, let origin):
                 logger.info("authenticated", metadata: [
                     "audit": "auth", "session": "\(session)", "member": "\(core.member(of: session).map { "\($0)" } ?? "-")",
@@ -274,6 +279,27 @@ final class DaemonRuntime {
                 metrics.intakePauses.increment(by: paused ? 1 : 0)
                 for io in channels.values { setAutoRead(!paused, on: io.channel) }
             }
+        }
+    }
+
+    /// The security architecture's reports in the log: key agreements at notice (they are as
+    /// rare as configuration changes), refusals at warning, per-group rekeys at debug.
+    private func logSecurity(_ report: DaemonSecurityReport) {
+        switch report {
+        case .agreementStarted(let configuration, let daemons):
+            logger.info("daemon key agreement started", metadata: ["configuration": "\(configuration)", "daemons": "\(daemons)"])
+        case .agreementFinished(let configuration, let fingerprint, let duration):
+            logger.notice("daemon key agreed", metadata: [
+                "configuration": "\(configuration)", "fingerprint": "\(String(fingerprint, radix: 16))", "duration": "\(duration)",
+            ])
+        case .agreementAbandoned(let configuration):
+            logger.notice("daemon key agreement abandoned for a newer configuration", metadata: ["configuration": "\(configuration)"])
+        case .messageRefused(let reason):
+            logger.warning("daemon security message refused", metadata: ["reason": "\(reason)"])
+        case .groupRekeyed(let group):
+            logger.debug("group rekeyed", metadata: ["group": "\(group)"])
+        case .viewWithoutKey(let group):
+            logger.notice("group view delivered without a key: its configuration's key agreement was cut short", metadata: ["group": "\(group)"])
         }
     }
 

@@ -42,12 +42,13 @@ public final class DaemonServer: Sendable {
 
     /// Binds the listeners and starts serving.
     public static func start(settings: DaemonSettings, logger: Logger) async throws -> DaemonServer {
-        let hooks = settings.architecture.makeDaemonHooks()
+        let daemonAuthentication = try daemonAuthentication(settings)
+        let security = try securityEngine(settings, daemonAuthentication: daemonAuthentication)
         let incarnation = UInt64(Date().timeIntervalSince1970 * 1000)
         let coreSettings = try settings.coreSettings(incarnation: incarnation)
         let authentication = try authenticationMethods(settings)
         let core = try DaemonCore(
-            settings: coreSettings, hooks: hooks, authentication: authentication, accessControl: try accessControl(settings))
+            settings: coreSettings, security: security, authentication: authentication, accessControl: try accessControl(settings))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let eventLoop = group.next()
         let membership = settings.membership
@@ -58,7 +59,6 @@ public final class DaemonServer: Sendable {
             limits: settings.limits, daemonsMax: coreSettings.ring.daemonsMax)
         let peers = settings.peers
         let daemon = core.daemon
-        let daemonAuthentication = try daemonAuthentication(settings)
         let (runtime, links) = try await eventLoop.submit {
             let links = PeerLinks(
                 me: daemon, peers: peers, authentication: daemonAuthentication, settings: linkSettings, eventLoop: eventLoop, logger: logger)
@@ -151,6 +151,21 @@ public final class DaemonServer: Sendable {
             throw .invalid("the private key in \(path) does not match the publicKey listed for daemon \(settings.name)")
         }
         return DaemonAuthentication(me: settings.name, signingKey: key, publicKeys: settings.daemonPublicKeys)
+    }
+
+    /// The architecture's daemon engine, signing with the daemon's key when daemon
+    /// authentication is on.
+    static func securityEngine(
+        _ settings: DaemonSettings, daemonAuthentication: DaemonAuthentication
+    ) throws(ConfigurationError) -> any DaemonSecurityEngine {
+        let context = DaemonSecurityContext(
+            daemonName: settings.name, signingKey: daemonAuthentication.signingKey, daemonPublicKeys: settings.daemonPublicKeys,
+            hasPeers: !settings.peers.isEmpty, options: settings.architectureOptions)
+        do {
+            return try settings.architecture.makeDaemonEngine(context)
+        } catch {
+            throw .invalid("architecture \(settings.architecture.name): \(error)")
+        }
     }
 
     /// The access-control policy of `settings`: the policy file's, or everything allowed.

@@ -18,6 +18,8 @@ public struct DaemonSettings: Sendable {
     public var socketPath: String?
     /// The security architecture.
     public var architecture: Architecture = .plain
+    /// The architecture's options (cipher, daemon key agreement group, loopback TCP).
+    public var architectureOptions = ArchitectureOptions()
     /// Bounds on client input.
     public var limits = Limits()
     /// Bytes queued toward one client above which it counts as backlogged: the daemon stops
@@ -70,6 +72,14 @@ public struct DaemonSettings: Sendable {
         tls = configuration.tls
         do {
             architecture = try Architecture.named(configuration.architecture)
+        } catch {
+            throw .invalid(error.description)
+        }
+        architectureOptions.cipher = configuration.cipher
+        architectureOptions.daemonKeyAgreementGroup = configuration.daemonKeyAgreementGroup
+        architectureOptions.allowsLoopbackTCP = configuration.allowLoopbackTCP
+        do {
+            try architectureOptions.validate()
         } catch {
             throw .invalid(error.description)
         }

@@ -38,7 +38,8 @@ public struct DaemonAuthentication: Sendable {
     /// The settings it runs with.
     public let settings: Settings
     private let me: String
-    private let signingKey: SigningKey?
+    /// This daemon's signing key; `nil` when authentication is off.
+    public let signingKey: SigningKey?
     private let publicKeys: [String: [UInt8]]
     /// Nonces seen, with the time (ms) after which they can no longer be fresh.
     private var seen: [[UInt8]: UInt64] = [:]

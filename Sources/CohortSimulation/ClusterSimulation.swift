@@ -143,6 +143,18 @@ public struct ClusterSimulation: Sendable {
         public var vsDiscarded: [String: Int] = [:]
         /// VS: held views abandoned by a further membership change.
         public var vsAbandonedHolds = 0
+        /// Security: daemon keys agreed, summed over daemons.
+        public var daemonKeys = 0
+        /// Security: key agreements a newer configuration cut short, summed over daemons.
+        public var abandonedAgreements = 0
+        /// Security: regular views delivered without a key (their agreement cut short).
+        public var keylessViews = 0
+        /// Security: daemons' architecture messages refused, by reason.
+        public var refusedSecurityMessages: [String: Int] = [:]
+        /// Security: messages opened by clients.
+        public var messagesOpened = 0
+        /// Security: sends a client could not seal (its view came without a key).
+        public var unsealedSends = 0
 
         /// An empty summary of a run of `seed`.
         public init(seed: UInt64, options: Options) {
@@ -171,6 +183,12 @@ public struct ClusterSimulation: Sendable {
             vsRefusedSends += other.vsRefusedSends
             vsDiscarded.merge(other.vsDiscarded, uniquingKeysWith: +)
             vsAbandonedHolds += other.vsAbandonedHolds
+            daemonKeys += other.daemonKeys
+            abandonedAgreements += other.abandonedAgreements
+            keylessViews += other.keylessViews
+            refusedSecurityMessages.merge(other.refusedSecurityMessages, uniquingKeysWith: +)
+            messagesOpened += other.messagesOpened
+            unsealedSends += other.unsealedSends
         }
     }
 
@@ -180,6 +198,11 @@ public struct ClusterSimulation: Sendable {
         var service = try! GroupService(ring: settings)
         service.reportsOrder = true
         return service
+    }
+
+    private func makeStage(_ node: Node) -> SecureDelivery? {
+        guard let architecture, let ring = node.ring else { return nil }
+        return SecureDelivery(engine: architecture.makeEngine(node.id), epoch: ring.table.configuration)
     }
 
     private enum Event: Sendable {
@@ -193,6 +216,8 @@ public struct ClusterSimulation: Sendable {
         case flush(client: Int, member: MemberID, group: GroupName)
         /// A VS client's security layer releases a held view.
         case release(client: Int, member: MemberID, group: GroupName, viewID: GroupViewID)
+        /// A timer of a daemon's security engine.
+        case securityTimer(node: Int, incarnation: UInt64, token: UInt64)
         case fault
         case heal
         case check
@@ -202,6 +227,8 @@ public struct ClusterSimulation: Sendable {
         var name: String
         var incarnation: UInt64
         var ring: GroupService?
+        /// Its security stage, when the run has an architecture.
+        var stage: SecureDelivery?
         var component = 0
         /// Stalled until then: its events wait.
         var busyUntil: UInt64 = 0
@@ -224,6 +251,11 @@ public struct ClusterSimulation: Sendable {
     public let options: Options
     /// Ring settings for every daemon (the daemon's identity is filled in per daemon).
     public var ringSettings = TotemRing.Settings(daemon: DaemonID(name: "template", incarnation: 0))
+    /// The security architecture the daemons and clients run, if any: each daemon's group
+    /// service output goes through a ``SecureDelivery`` stage with the architecture's engine,
+    /// as in `DaemonCore`, and each VS client's views and messages through its hooks; the
+    /// security checker judges keys, views and messages.
+    public var architecture: SimulatedArchitecture?
 
     private var random: SeededRandom
     private var queue = EventQueue<Event>()
@@ -235,9 +267,12 @@ public struct ClusterSimulation: Sendable {
     private var stableChecks = 0
     private var done = false
     private var online = OnlineEVSMonitor()
+    private var security = SecurityMonitor()
     private let traceMember = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE_MEMBER"]
     /// `COHORT_SIM_TRACE_DAEMON=d3`: print the membership messages and timers d3 handles.
     private let traceDaemon = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE_DAEMON"]
+    /// `COHORT_SIM_TRACE_SECURITY=1`: print every daemon's security reports and broadcasts.
+    private let traceSecurity = ProcessInfo.processInfo.environment["COHORT_SIM_TRACE_SECURITY"] != nil
 
     private var clients: [Client] = []
     private var clientLogs: [String: [EVSEvent]] = [:]
@@ -263,6 +298,8 @@ public struct ClusterSimulation: Sendable {
         var joined: Set<GroupName> = []
         /// Its flush layer, in VS runs.
         var vs: VirtualSynchrony?
+        /// Its security architecture's hooks, in runs with one.
+        var hooks: (any ClientSecurityHooks)?
         /// Sessions it opened.
         var sessions = 0
     }
@@ -309,6 +346,7 @@ public struct ClusterSimulation: Sendable {
     private static func target(of event: Event) -> Int? {
         switch event {
         case .start(let node, _), .timer(let node, _, _), .deliver(_, let node, _, _): node
+        case .securityTimer(let node, _, _): node
         case .client, .clientSend, .flush, .release, .fault, .heal, .check: nil
         }
     }
@@ -317,6 +355,7 @@ public struct ClusterSimulation: Sendable {
         for index in 0..<options.daemons {
             var node = Node(name: "d\(index + 1)", incarnation: 1)
             node.ring = makeRing(node.id)
+            node.stage = makeStage(node)
             nodes.append(node)
             queue.push(.start(node: index, incarnation: 1), at: milliseconds(Double(random.next() % 20)))
         }
@@ -349,6 +388,17 @@ public struct ClusterSimulation: Sendable {
         }
         summary.violations += online.violations
         summary.violations += views.violations
+        if architecture != nil {
+            summary.messagesOpened = security.opened
+            summary.violations += security.violations
+            if summary.convergenceMilliseconds != nil {
+                for node in nodes where (node.stage?.heldCount ?? 0) > 0 {
+                    summary.violations.append(EVSViolation(
+                        property: "security-liveness",
+                        detail: "\(node.process) still holds \(node.stage!.heldCount) deliveries for keys after the daemons converged"))
+                }
+            }
+        }
         if let traceMember, let log = vsLogs[traceMember] {
             for event in log { print("vs-log \(traceMember): \(event)") }
         }
@@ -389,6 +439,13 @@ public struct ClusterSimulation: Sendable {
             if traceDaemon == nodes[index].name, timer != .tokenRetransmit, timer != .tokenHold, let ring = nodes[index].ring {
                 print("    -> [\(ring.ring.debugState)]")
             }
+        case .securityTimer(let index, let incarnation, let token):
+            guard nodes[index].incarnation == incarnation, nodes[index].ring != nil, nodes[index].stage != nil else { return }
+            var actions: [GroupService.Action] = []
+            var effects = SecureDelivery.Effects()
+            nodes[index].stage!.timerFired(token, now: instant, into: &actions, effects: &effects)
+            performSecured(index, actions)
+            perform(index, effects: effects)
         case .clientSend(let index, let member, let message):
             let client = clients[index]
             guard client.member == member, client.incarnation == nodes[client.daemon].incarnation,
@@ -398,6 +455,23 @@ public struct ClusterSimulation: Sendable {
                 // The daemon does not read from its clients now: the send waits.
                 queue.push(event, at: now + milliseconds(1))
                 return
+            }
+            var message = message
+            if clients[index].hooks != nil {
+                do {
+                    try clients[index].hooks!.seal(&message)
+                } catch {
+                    // A flush-ok of a view without a key, or of one the flush layer has moved past
+                    // since: dropped, as the client library does (a newer view replaces it).
+                    let keyless = message.groups.first.flatMap { group in
+                        VirtualSynchrony.taggedViewID(of: message.payload).map {
+                            security.keyless(group, view: $0, at: member) || security.superseded(group, view: $0, at: member)
+                        }
+                    } ?? false
+                    security.unsealable(error.reason, at: member, keyless: keyless)
+                    summary.unsealedSends += 1
+                    return
+                }
             }
             let delivered = DeliveredMessage(
                 service: message.service, messageType: message.messageType, sender: member, groups: message.groups,
@@ -445,7 +519,11 @@ public struct ClusterSimulation: Sendable {
             summary.convergenceMilliseconds = (now - milliseconds(Double(options.safetyMilliseconds))) / 1_000_000
         }
         // Quiescent once nothing waits and everything is delivered, twice in a row.
-        if live.allSatisfy({ $0.ring!.ring.isIdle }), flushesSettled { stableChecks += 1 } else { stableChecks = 0 }
+        if live.allSatisfy({ $0.ring!.ring.isIdle && ($0.stage?.heldCount ?? 0) == 0 }), flushesSettled {
+            stableChecks += 1
+        } else {
+            stableChecks = 0
+        }
         if stableChecks >= 3 { done = true }
     }
 
@@ -480,6 +558,7 @@ public struct ClusterSimulation: Sendable {
         case "crash":
             let victim = live.randomElement(using: &random)!
             nodes[victim].ring = nil
+            nodes[victim].stage = nil
             logs[nodes[victim].process, default: []].append(.crash)
             connected = connected.filter { $0.daemon != nodes[victim].name }
             departing = departing.filter { $0.daemon != nodes[victim].name }
@@ -491,6 +570,7 @@ public struct ClusterSimulation: Sendable {
             nodes[index].lastLoggedSend = 0
             nodes[index].intakePaused = false
             nodes[index].ring = makeRing(nodes[index].id)
+            nodes[index].stage = makeStage(nodes[index])
             queue.push(.start(node: index, incarnation: nodes[index].incarnation), at: now + 1)
             summary.restarts += 1
         default:
@@ -500,16 +580,62 @@ public struct ClusterSimulation: Sendable {
 
     // MARK: - Actions
 
+    /// Performs a daemon's group-service actions, through its security stage when it has one
+    /// (the engine's broadcasts, timers and reports after the deliveries, as in `DaemonCore`).
     private mutating func perform(_ index: Int, _ actions: [GroupService.Action]) {
+        guard nodes[index].stage != nil else { return performSecured(index, actions) }
+        var actions = actions
+        if traceSecurity {
+            for case .security(let bytes, let from) in actions { print("t=\(now / 1_000)us \(nodes[index].process) security receives \(bytes.count) bytes from \(from)") }
+        }
+        var effects = SecureDelivery.Effects()
+        nodes[index].stage!.filter(&actions, now: instant, effects: &effects)
+        performSecured(index, actions)
+        perform(index, effects: effects)
+    }
+
+    private mutating func perform(_ index: Int, effects: SecureDelivery.Effects) {
+        guard !effects.isEmpty else { return }
+        if traceSecurity {
+            for report in effects.reports { print("t=\(now / 1_000)us \(nodes[index].process) security \(report)") }
+            if !effects.broadcasts.isEmpty { print("t=\(now / 1_000)us \(nodes[index].process) security broadcasts \(effects.broadcasts.map(\.count)) bytes") }
+        }
+        for report in effects.reports {
+            switch report {
+            case .agreementFinished(let configuration, let fingerprint, _):
+                summary.daemonKeys += 1
+                security.agreed(fingerprint, in: configuration, at: nodes[index].process)
+            case .agreementAbandoned:
+                summary.abandonedAgreements += 1
+            case .messageRefused(let reason):
+                summary.refusedSecurityMessages[reason, default: 0] += 1
+            case .viewWithoutKey:
+                summary.keylessViews += 1
+            case .agreementStarted, .groupRekeyed:
+                break
+            }
+        }
+        for timer in effects.timers {
+            queue.push(.securityTimer(node: index, incarnation: nodes[index].incarnation, token: timer.token),
+                       at: now + nanoseconds(timer.after))
+        }
+        for bytes in effects.broadcasts where nodes[index].ring != nil {
+            perform(index, nodes[index].ring!.on(.security(bytes), now: instant))
+        }
+    }
+
+    private mutating func performSecured(_ index: Int, _ actions: [GroupService.Action]) {
         let process = nodes[index].process
         for action in actions {
             switch action {
             case .broadcast(let message):
                 logSend(index, message)
+                if nodes[index].stage != nil { security.relayed(message, by: process, on: "the daemon links") }
                 for target in nodes.indices where target != index && nodes[target].ring != nil {
                     transmit(message, from: index, to: target)
                 }
             case .send(let message, let to):
+                if nodes[index].stage != nil { security.relayed(message, by: process, on: "a daemon link") }
                 guard let target = nodes.firstIndex(where: { $0.id == to && $0.ring != nil }) else { continue }
                 transmit(message, from: index, to: target)
             case .armTimer(let timer, let after):
@@ -541,13 +667,30 @@ public struct ClusterSimulation: Sendable {
                 if traceMember != nil, recipients.contains(where: { $0.description == traceMember }) {
                     print("t=\(now / 1_000) \(process) view \(view.group) \(view.viewID) \(view.cause) trans=\(view.transitional) \(view.members)")
                 }
+                if let stage = nodes[index].stage {
+                    security.delivered(view, to: recipients, at: process, current: stage.epoch)
+                }
                 for member in recipients {
                     summary.viewsDelivered += 1
                     views.view(view, at: member)
-                    if options.virtualSynchrony { flushLayer(of: member, on: .view(view)) }
+                    guard options.virtualSynchrony, let client = clients.firstIndex(where: { $0.member == member }) else { continue }
+                    var view = view
+                    if clients[client].hooks != nil {
+                        security.took(view, at: member)
+                        do {
+                            try clients[client].hooks!.install(&view)
+                        } catch {
+                            security.refusedView(view, at: member, error: error)
+                            continue
+                        }
+                    }
+                    flushLayer(of: client, on: .view(view))
                 }
             case .message(let message, var recipients, _):
                 recipients.removeAll { !connected.contains($0) }
+                if nodes[index].stage != nil, !recipients.isEmpty {
+                    security.relayed(message.payload[...], by: process, on: "a client socket")
+                }
                 if traceMember != nil, recipients.contains(where: { $0.description == traceMember }) {
                     print("t=\(now / 1_000) \(process) message \(message.sender) \(message.groups)")
                 }
@@ -559,11 +702,25 @@ public struct ClusterSimulation: Sendable {
                         print("t=\(now / 1_000) VIOLATION at \(process): \(views.violations.last!)")
                     }
                     if options.virtualSynchrony {
-                        flushLayer(of: member, on: .message(message))
+                        guard let client = clients.firstIndex(where: { $0.member == member }) else { continue }
+                        var message = message
+                        if clients[client].hooks != nil {
+                            do {
+                                try clients[client].hooks!.open(&message)
+                                security.opened(message, at: member, error: nil)
+                            } catch {
+                                security.opened(message, at: member, error: error)
+                                continue
+                            }
+                        }
+                        flushLayer(of: client, on: .message(message))
                     } else {
                         clientLogs[member.description, default: []].append(.deliver(Self.clientMessage(message)))
                     }
                 }
+            case .security:
+                // (Taken by the security stage; without one, nothing sends it.)
+                break
             case .droppedItem, .refused:
                 // (Clients stop at `pauseIntake`; a refusal would be reported to its client.)
                 break
@@ -591,6 +748,7 @@ public struct ClusterSimulation: Sendable {
             guard !departing.contains(candidate) else { return }
             if options.virtualSynchrony {
                 client.vs = VirtualSynchrony(member: candidate, settings: .init(holdsViews: options.holdsViews))
+                client.hooks = architecture?.makeClientHooks(candidate)
             }
             client.incarnation = node.incarnation
             client.member = candidate
@@ -612,6 +770,7 @@ public struct ClusterSimulation: Sendable {
             event = .leave(member, group)
         } else if roll < 12 {
             client.vs = nil
+            client.hooks = nil
             client.member = nil
             client.incarnation = nil
             views.disconnected(member)
@@ -630,21 +789,42 @@ public struct ClusterSimulation: Sendable {
             payload += [UInt8](repeating: 0x5A, count: Int(random.next() % 64))
             var message = DeliveredMessage(
                 service: ServiceType(service), messageType: 0, sender: member, groups: [group], payload: payload)
-            summary.messagesSubmitted += 1
-            clientLogs[orderLog(member, group), default: []].append(.send(orderMessage(message)))
+            let logged = orderMessage(message)
             if client.vs != nil {
-                let outgoing = OutgoingMessage(service: message.service, groups: [group], payload: payload)
+                var outgoing = OutgoingMessage(service: message.service, groups: [group], payload: payload)
                 do {
-                    message.payload = try client.vs!.wrap(outgoing).payload
+                    outgoing = try client.vs!.wrap(outgoing)
                 } catch {
                     fatalError("the flush layer refused a send it allows: \(error)")
                 }
-                vsLogs[member.description, default: []].append(
-                    .send(group: group.rawValue, sequence: client.sent, viewID: client.vs!.view(of: group)!.viewID.description))
+                var sealed = true
+                if client.hooks != nil {
+                    do {
+                        try client.hooks!.seal(&outgoing)
+                    } catch {
+                        // The application's send fails; the flush layer still learns the
+                        // write is over (as the client library tells it).
+                        let keyless = security.keyless(group, view: client.vs!.view(of: group)!.viewID, at: member)
+                        security.unsealable(error.reason, at: member, keyless: keyless)
+                        summary.unsealedSends += 1
+                        sealed = false
+                    }
+                }
+                if sealed {
+                    message.payload = outgoing.payload
+                    summary.messagesSubmitted += 1
+                    clientLogs[orderLog(member, group), default: []].append(.send(logged))
+                    vsLogs[member.description, default: []].append(
+                        .send(group: group.rawValue, sequence: client.sent, viewID: client.vs!.view(of: group)!.viewID.description))
+                }
                 // Written at once (the simulated client hands it to its daemon below).
                 clients[index] = client
                 flushLayer(of: index, on: .written(group))
                 client = clients[index]
+                guard sealed else { return }
+            } else {
+                summary.messagesSubmitted += 1
+                clientLogs[orderLog(member, group), default: []].append(.send(logged))
             }
             event = .multicast(message)
         }
@@ -675,10 +855,18 @@ public struct ClusterSimulation: Sendable {
             case .view(let view, _):
                 if view.members.contains(member) {
                     summary.vsViewsDelivered += 1
+                    if clients[index].hooks != nil {
+                        security.installed(view, at: member)
+                        clients[index].hooks!.viewInstalled(view)
+                    }
                     vsLogs[member.description, default: []].append(.install(
                         group: view.group.rawValue, viewID: view.viewID.description, members: view.members.map(\.description),
                         continuing: view.continuing.map(\.description)))
                 } else {
+                    if clients[index].hooks != nil {
+                        security.left(view.group, at: member)
+                        clients[index].hooks!.viewInstalled(view)
+                    }
                     vsLogs[member.description, default: []].append(.left(group: view.group.rawValue))
                 }
             case .message(let message):

@@ -13,6 +13,9 @@ struct ConnectionArguments: ParsableArguments {
     @Option(help: "Security architecture (must match the daemon's): \(Architecture.registered.map(\.name).joined(separator: ", ")).")
     var architecture: String = "plain"
 
+    @Option(help: "Cipher suite sealing group data under an encrypting architecture: aes-256-gcm, chacha20-poly1305, blowfish-cbc-hmac-sha256.")
+    var cipher: String = "aes-256-gcm"
+
     @Option(help: "Authentication method: none, password (implied by --user), peer-credentials (Unix socket only).")
     var auth: String?
 
@@ -39,6 +42,8 @@ struct ConnectionArguments: ParsableArguments {
         var options = ConnectionOptions(name: name)
         options.wantsMembership = wantsMembership
         do { options.architecture = try Architecture.named(architecture) } catch { throw ValidationError(error.description) }
+        options.architectureOptions.cipher = cipher
+        do { try options.architectureOptions.validate() } catch { throw ValidationError(error.description) }
         options.credentials = try credentials()
         if let tlsCa {
             guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -107,12 +112,15 @@ enum EventJSON {
             }
             return object
         case .view(let view):
-            return [
+            var object: [String: Any] = [
                 "event": "view", "group": view.group.rawValue, "view_id": view.viewID.description,
                 "members": view.members.map(\.description), "transitional": view.transitional,
                 "cause": view.cause.description, "changed": view.changed.map(\.description),
                 "continuing": view.continuing.map(\.description), "semantics": view.semantics.rawValue,
             ]
+            // The id of the view's group key, when the architecture keys views (never the key).
+            if let key = view.key { object["key_id"] = ViewKey.hex(key.keyID) }
+            return object
         case .error(let code, let reason):
             return ["event": "error", "code": code.description, "reason": reason]
         case .flushRequest(let group):
@@ -137,6 +145,7 @@ func describe(_ event: CohortEvent) -> String {
     case .view(let view):
         let kind = view.transitional ? "transitional view" : view.semantics == .virtualSynchrony ? "VS view" : "view"
         return "\(kind) \(view.group) \(view.viewID) (\(view.cause) \(view.changed.map(\.description).joined(separator: ","))): \(view.members.map(\.description).joined(separator: " "))"
+            + (view.key.map { " key \(ViewKey.hex($0.keyID))" } ?? "")
     case .status(let status):
         return "status of \(status.daemonName)"
     case .error(let code, let reason):

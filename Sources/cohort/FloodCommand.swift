@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cohort
 import CohortCore
+import CohortSecurity
 import CohortTransport
 import Foundation
 import Synchronization
@@ -110,17 +111,32 @@ struct FloodCommand: AsyncParsableCommand {
     /// that is, once it has ordered every message.
     private func writeOnlyFlood(connection: CohortConnection, count: Int, size: Int, group: String, service: ServiceType) async throws -> Double {
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-        let batch = [PreparedMessage](repeating: try connection.message(payload, to: [group], service: service), count: Self.batchSize(size))
+        let batchSize = Self.batchSize(size)
         let start = ContinuousClock.now
         var sent = 0
+        var reused: [PreparedMessage]?
         while sent < count {
-            let n = min(batch.count, count - sent)
-            try await connection.multicast(batch: n == batch.count ? batch : Array(batch.prefix(n)))
+            let n = min(batchSize, count - sent)
+            try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, reused: &reused))
             sent += n
         }
         try await connection.disconnect()
         for try await _ in connection.events {}
         return seconds(since: start)
+    }
+
+    /// The next `n` messages to send. Under `plain` one prepared message is repeated (made once,
+    /// kept in `reused`); an architecture that seals prepares each one anew — a sealed message
+    /// sent twice is a replay its receivers refuse — so its cost is measured too.
+    private static func batch(
+        _ n: Int, of batchSize: Int, _ payload: [UInt8], _ group: String, _ service: ServiceType, _ connection: CohortConnection,
+        reused: inout [PreparedMessage]?
+    ) throws -> [PreparedMessage] {
+        guard connection.architecture == Architecture.plain.name else {
+            return try (0..<n).map { _ in try connection.message(payload, to: [group], service: service) }
+        }
+        if reused == nil { reused = [PreparedMessage](repeating: try connection.message(payload, to: [group], service: service), count: batchSize) }
+        return n == batchSize ? reused! : Array(reused!.prefix(n))
     }
 
     private func receive(count: Int, events: inout CohortEvents.Iterator, me: MemberID) async throws -> Double {
@@ -141,18 +157,17 @@ struct FloodCommand: AsyncParsableCommand {
     ) async throws -> Double {
         let delivered = DeliveryCounter()
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-        let message = try connection.message(payload, to: [group], service: service)
         let start = ContinuousClock.now
         var events = events
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 let batchSize = min(Self.batchSize(size), window)
                 var sent = 0
-                let batch = [PreparedMessage](repeating: message, count: batchSize)
+                var reused: [PreparedMessage]?
                 while sent < count {
                     await delivered.wait(atLeast: sent + batchSize - window)
                     let n = min(batchSize, count - sent)
-                    try await connection.multicast(batch: n == batchSize ? batch : Array(batch.prefix(n)))
+                    try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, reused: &reused))
                     sent += n
                 }
             }

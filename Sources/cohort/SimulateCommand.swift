@@ -1,5 +1,6 @@
 import ArgumentParser
 import CohortCore
+import CohortSecurity
 import CohortSimulation
 import Foundation
 
@@ -31,6 +32,9 @@ struct SimulateCommand: ParsableCommand {
     var semanticsName = "evs"
     private var semantics: GroupSemantics { GroupSemantics(rawValue: semanticsName) ?? .extendedVirtualSynchrony }
 
+    @Option(name: .customLong("architecture"), help: "Security architecture the simulated daemons and clients run: \(Architecture.registered.map(\.name).joined(separator: ", ")). Architectures that key VS views need --semantics vs.")
+    var architectureName = "plain"
+
     @Flag(help: "Print one JSON line per run, and the summary.")
     var json = false
 
@@ -48,7 +52,11 @@ struct SimulateCommand: ParsableCommand {
         guard jobs > 0 else { throw ValidationError("--jobs must be positive") }
         if let daemons, !(1...64).contains(daemons) { throw ValidationError("--daemons must be 1...64") }
         if let clients, clients < 0 { throw ValidationError("--clients must not be negative") }
-        _ = try parseSemantics(semanticsName)
+        let semantics = try parseSemantics(semanticsName)
+        let architecture = try Architecture.named(architectureName)
+        guard architecture.semantics.contains(semantics) else {
+            throw ValidationError("--architecture \(architectureName) runs with --semantics \(architecture.semantics.map(\.rawValue).joined(separator: " or "))")
+        }
     }
 
     func run() throws {
@@ -68,7 +76,12 @@ struct SimulateCommand: ParsableCommand {
             DispatchQueue.concurrentPerform(iterations: min(jobs, count)) { _ in
                 while let index = results.claim() {
                     let runSeed = first &+ UInt64(index)
-                    var simulation = ClusterSimulation(seed: runSeed, options: options(runSeed))
+                    let options = options(runSeed)
+                    var simulation = ClusterSimulation(seed: runSeed, options: options)
+                    if architectureName != Architecture.plain.name {
+                        simulation.architecture = try! SimulatedArchitecture.registered(
+                            Architecture.named(architectureName), daemons: options.daemons, seed: runSeed)
+                    }
                     results.set(index, simulation.run())
                 }
             }
@@ -85,7 +98,16 @@ struct SimulateCommand: ParsableCommand {
             "messages_submitted": totals.messagesSubmitted, "messages_delivered": totals.messagesDelivered,
             "installs": totals.installs, "items_delivered": totals.itemsDelivered, "views_delivered": totals.viewsDelivered, "peer_messages": totals.peerMessages,
             "dropped_peer_messages": totals.droppedPeerMessages, "first_seed": seed, "semantics": semantics.rawValue,
+            "architecture": architectureName,
         ]
+        if architectureName != Architecture.plain.name {
+            object["daemon_keys"] = totals.daemonKeys
+            object["abandoned_agreements"] = totals.abandonedAgreements
+            object["keyless_views"] = totals.keylessViews
+            object["messages_opened"] = totals.messagesOpened
+            object["unsealed_sends"] = totals.unsealedSends
+            object["refused_security_messages"] = totals.refusedSecurityMessages
+        }
         if semantics == .virtualSynchrony {
             object["vs_views_delivered"] = totals.vsViewsDelivered
             object["vs_flushes"] = totals.vsFlushes
@@ -123,6 +145,7 @@ struct SimulateCommand: ParsableCommand {
         if !summary.violations.isEmpty {
             let replay = "cohort simulate --seeds 1 --seed \(runSeed)" + (daemons.map { " --daemons \($0)" } ?? "")
                 + (clients.map { " --clients \($0)" } ?? "") + (semantics == .virtualSynchrony ? " --semantics vs" : "")
+                + (architectureName != Architecture.plain.name ? " --architecture \(architectureName)" : "")
             print("seed \(runSeed) FAILED (\(summary.options)): replay with: \(replay)")
             for violation in summary.violations.prefix(10) { print("  \(violation)") }
             violations += summary.violations.map { ["seed": runSeed, "property": $0.property, "detail": $0.detail, "replay": replay] }

@@ -45,6 +45,15 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     @Option(help: "Security architecture: \(Architecture.registered.map(\.name).joined(separator: ", ")).")
     var architecture: String?
 
+    @Option(help: "Cipher suite clients seal group data with (encrypting architectures): aes-256-gcm, chacha20-poly1305, blowfish-cbc-hmac-sha256.")
+    var cipher: String?
+
+    @Option(help: "DH group of the daemons' key agreement (TGDH): x25519, modp-1024, modp-2048.")
+    var daemonKeyAgreementGroup: String?
+
+    @Flag(help: "Serve plain TCP clients on loopback under an architecture that hands out keys (tests on one host).")
+    var allowLoopbackTcp = false
+
     @Option(help: "Serve Prometheus metrics on this port (GET /metrics).")
     var metricsPort: Int?
 
@@ -99,6 +108,9 @@ struct CohortDaemonCommand: AsyncParsableCommand {
                 socketPath: noSocket ? nil : (socket ?? "/tmp/cohort-\(clientPort).sock"))])
         }
         if let architecture { configuration.architecture = architecture }
+        if let cipher { configuration.cipher = cipher }
+        if let daemonKeyAgreementGroup { configuration.daemonKeyAgreementGroup = daemonKeyAgreementGroup }
+        if allowLoopbackTcp { configuration.allowLoopbackTCP = true }
         if let metricsPort { configuration.metricsPort = metricsPort }
         if let logLevel { configuration.logLevel = logLevel }
         if let auth { configuration.authMethods = auth.split(separator: ",").map { String($0) } }

@@ -1,22 +1,13 @@
 import Testing
 @testable import CohortCore
 
-/// Identity hooks for the core tests (CohortSecurity's `plain` lives above the core).
-struct IdentityHooks: DaemonSecurityHooks {
-    var architectureName: String { "plain" }
-    func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {}
-    func prepareDelivery(_ message: inout DeliveredMessage) {}
-    func prepareView(_ view: inout GroupView) {}
-}
-
-/// Refuses every message whose payload starts with 0xFF.
-struct RefusingHooks: DaemonSecurityHooks {
+/// Refuses every message whose payload starts with 0xFF (and, not being `plain`'s engine, runs
+/// every delivery through the security stage).
+struct RefusingEngine: DaemonSecurityEngine {
     var architectureName: String { "refusing" }
     func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {
         if message.payload.first == 0xFF { throw ArchitectureError("no 0xFF") }
     }
-    func prepareDelivery(_ message: inout DeliveredMessage) {}
-    func prepareView(_ view: inout GroupView) {}
 }
 
 /// Drives a core and records what each session receives.
@@ -32,13 +23,14 @@ struct CoreHarness {
     var installs: [RingConfiguration] = []
     var droppedPeers: Set<String> = []
     var denials: [AccessDenial] = []
+    var securityReports: [DaemonSecurityReport] = []
 
     /// A core on a ring of one daemon, started and settled (its idle token held).
     init(
-        settings: DaemonCore.Settings = DaemonCore.Settings(daemonName: "d1"), hooks: any DaemonSecurityHooks = IdentityHooks(),
+        settings: DaemonCore.Settings = DaemonCore.Settings(daemonName: "d1"), security: any DaemonSecurityEngine = PlainDaemonSecurity(),
         authentication: [any AuthenticationMethod] = [NoAuthentication()], accessControl: any AccessControl = AllowEverything()
     ) {
-        core = try! DaemonCore(settings: settings, hooks: hooks, authentication: authentication, accessControl: accessControl)
+        core = try! DaemonCore(settings: settings, security: security, authentication: authentication, accessControl: accessControl)
         feed(.start)
         precondition(core.groups.isStable, "a daemon alone forms its ring at once")
     }
@@ -67,6 +59,7 @@ struct CoreHarness {
             case .dropPeers(let peers): droppedPeers = peers
             case .authenticated, .authenticationFailed: break
             case .accessDenied(_, let denial): denials.append(denial)
+            case .security(let report): securityReports.append(report)
             }
         }
     }
@@ -382,7 +375,7 @@ struct DeliveryTests {
 
     @Test("a message the architecture refuses is answered with a non-fatal error and not delivered")
     func architectureRefusal() {
-        var harness = CoreHarness(hooks: RefusingHooks())
+        var harness = CoreHarness(security: RefusingEngine())
         let a = harness.connect(1, name: "a")
         harness.feed(.frame(a, .join(group("g"))))
         _ = harness.take(a)
@@ -509,9 +502,9 @@ struct DeliveryTests {
 
     @Test("invalid settings are refused")
     func invalidSettings() {
-        #expect(throws: WireError.self) { try DaemonCore(settings: DaemonCore.Settings(daemonName: "bad name"), hooks: IdentityHooks()) }
+        #expect(throws: WireError.self) { try DaemonCore(settings: DaemonCore.Settings(daemonName: "bad name")) }
         var settings = DaemonCore.Settings(daemonName: "d1")
         settings.limits.groupNameBytesMax = 300
-        #expect(throws: WireError.self) { try DaemonCore(settings: settings, hooks: IdentityHooks()) }
+        #expect(throws: WireError.self) { try DaemonCore(settings: settings) }
     }
 }

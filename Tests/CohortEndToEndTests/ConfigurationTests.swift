@@ -117,7 +117,8 @@ struct ConfigurationTests {
         var configuration = try DaemonConfiguration.parse(yaml: "daemons:\n  - name: d1\n    clientPort: 1\n")
         #expect(throws: ConfigurationError.self) { try DaemonSettings(configuration: configuration, name: "d2") }
         configuration.architecture = "layered"
-        #expect(throws: ConfigurationError.invalid("unknown architecture 'layered'; available: plain")) {
+        let available = Architecture.registered.map(\.name).joined(separator: ", ")
+        #expect(throws: ConfigurationError.invalid("unknown architecture 'layered'; available: \(available)")) {
             try DaemonSettings(configuration: configuration, name: "d1")
         }
     }

@@ -28,7 +28,7 @@ struct AuthHarness {
     init(methods: [any AuthenticationMethod] = passwordMethods(), throttle: AuthenticationThrottle.Settings = .init()) {
         var settings = DaemonCore.Settings(daemonName: "d1")
         settings.throttle = throttle
-        core = try! DaemonCore(settings: settings, hooks: PlainDaemonHooks(), authentication: methods)
+        core = try! DaemonCore(settings: settings, authentication: methods)
         _ = core.on(.start, now: now)
     }
 
@@ -426,7 +426,7 @@ struct RequiredMethodsTests {
         settings.requiredAuthMethods = ["peer-credentials"]
         var harness = AuthHarness(methods: passwordMethods() + [PeerCredentialsAuthentication()])
         harness.core = try! DaemonCore(
-            settings: settings, hooks: PlainDaemonHooks(), authentication: passwordMethods() + [PeerCredentialsAuthentication()])
+            settings: settings, authentication: passwordMethods() + [PeerCredentialsAuthentication()])
         _ = harness.core.on(.start, now: harness.now)
         var scram = client("alice", "wonderland")
         let session = SessionID(1)
@@ -452,6 +452,6 @@ struct RequiredMethodsTests {
     func notOffered() {
         var settings = DaemonCore.Settings(daemonName: "d1")
         settings.requiredAuthMethods = ["certificate"]
-        #expect(throws: WireError.self) { try DaemonCore(settings: settings, hooks: PlainDaemonHooks(), authentication: passwordMethods()) }
+        #expect(throws: WireError.self) { try DaemonCore(settings: settings, authentication: passwordMethods()) }
     }
 }

@@ -88,19 +88,53 @@ public struct ClientOrigin: Hashable, Sendable, CustomStringConvertible {
     public var peerCredentials: PeerCredentials?
     /// The principal named by the client certificate that TLS verified (method `certificate`).
     public var certificatePrincipal: String?
+    /// The kind of link the client came over: what it protects decides which architectures may
+    /// hand it keys (docs/architectures.md).
+    public var link: ClientLink
 
     /// Creates an origin.
-    public init(source: String, address: String, peerCredentials: PeerCredentials? = nil, certificatePrincipal: String? = nil) {
+    public init(
+        source: String, address: String, peerCredentials: PeerCredentials? = nil, certificatePrincipal: String? = nil,
+        link: ClientLink = .tcp(loopback: false)
+    ) {
         self.source = source
         self.address = address
         self.peerCredentials = peerCredentials
         self.certificatePrincipal = certificatePrincipal
+        self.link = link
     }
 
     /// An origin for tests and simulations.
     public static func test(_ source: String = "test") -> ClientOrigin { ClientOrigin(source: source, address: source) }
 
     public var description: String { address }
+}
+
+/// The kind of connection a client uses.
+public enum ClientLink: Hashable, Sendable, CustomStringConvertible {
+    /// Plain TCP: neither confidential nor authenticated; `loopback` when the peer address is
+    /// on this host (127.0.0.0/8 or ::1).
+    case tcp(loopback: Bool)
+    /// TCP under TLS: confidential and authenticated.
+    case tls
+    /// The local Unix domain socket: never leaves this host.
+    case unix
+
+    /// Whether what travels on the link is hidden from others (TLS or the local socket).
+    public var isConfidential: Bool {
+        switch self {
+        case .tls, .unix: true
+        case .tcp: false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .tcp(let loopback): loopback ? "tcp (loopback)" : "tcp"
+        case .tls: "tls"
+        case .unix: "unix"
+        }
+    }
 }
 
 /// A local client's process credentials, as the kernel reports them for a Unix socket.

@@ -8,7 +8,7 @@
 /// back to itself, and an operation submitted while the idle token is held is ordered and
 /// delivered within the same event.
 public struct DaemonCore: Sendable {
-    /// Configuration of the core; validated by ``init(settings:hooks:)``.
+    /// Configuration of the core; validated by ``init(settings:security:authentication:accessControl:)``.
     public struct Settings: Sendable {
         /// This daemon's name (part of every local client's private group).
         public var daemonName: String
@@ -82,6 +82,8 @@ public struct DaemonCore: Sendable {
         case slowClient(SessionID)
         /// A timer of the membership protocol.
         case ring(TotemRing.Timer)
+        /// A timer of the security architecture (its token).
+        case security(UInt64)
     }
 
     /// Outputs of the core, performed by the shell in order.
@@ -110,6 +112,8 @@ public struct DaemonCore: Sendable {
         /// Drop every protocol message to and from these peer daemons from now on (fault
         /// injection; empty heals).
         case dropPeers(Set<String>)
+        /// The security architecture reports (for the log and the shared metrics).
+        indirect case security(DaemonSecurityReport)
         /// A client authenticated as `principal` with `method` (for the audit log and metrics).
         /// (Rare actions with large payloads are `indirect`, so that every action of the message
         /// path stays small to copy.)
@@ -152,7 +156,8 @@ public struct DaemonCore: Sendable {
 
     /// The settings the core runs with.
     public let settings: Settings
-    private var hooks: any DaemonSecurityHooks
+    /// The security architecture's daemon side, between the group service and the clients.
+    public private(set) var security: SecureDelivery
     /// The authentication methods offered, in the order the daemon prefers them.
     private var authenticationMethods: [any AuthenticationMethod]
     private var throttle: AuthenticationThrottle
@@ -188,11 +193,12 @@ public struct DaemonCore: Sendable {
     /// The group service's actions for one event, reused.
     private var groupActions: [GroupService.Action] = []
 
-    /// A core with no sessions, offering `authentication` to clients (method `none` alone by
-    /// default) and deciding their operations with `accessControl` (everything allowed by
-    /// default); throws if `settings` are inconsistent.
+    /// A core with no sessions, running the architecture `security` (`plain` by default),
+    /// offering `authentication` to clients (method `none` alone by default) and deciding their
+    /// operations with `accessControl` (everything allowed by default); throws if `settings` are
+    /// inconsistent.
     public init(
-        settings: Settings, hooks: any DaemonSecurityHooks,
+        settings: Settings, security: any DaemonSecurityEngine = PlainDaemonSecurity(),
         authentication: [any AuthenticationMethod] = [NoAuthentication()],
         accessControl: any AccessControl = AllowEverything()
     ) throws(WireError) {
@@ -208,13 +214,17 @@ public struct DaemonCore: Sendable {
         var ring = settings.ring
         ring.daemon = DaemonID(name: settings.daemonName, incarnation: settings.incarnation)
         self.settings = settings
-        self.hooks = hooks
         self.authenticationMethods = authentication
         self.throttle = AuthenticationThrottle(settings: settings.throttle)
         self.accessControl = accessControl
         self.enforcesAccess = accessControl.enforces
-        self.groups = try GroupService(ring: ring, limits: settings.limits)
+        let groups = try GroupService(ring: ring, limits: settings.limits)
+        self.groups = groups
+        self.security = SecureDelivery(engine: security, epoch: groups.table.configuration)
     }
+
+    /// The registered name of the architecture this daemon runs.
+    public var architectureName: String { security.engine.architectureName }
 
     /// This daemon in the membership protocol: its name and incarnation.
     public var daemon: DaemonID { groups.ring.settings.daemon }
@@ -290,6 +300,13 @@ public struct DaemonCore: Sendable {
             return onSlowClientDeadline(session, now: now)
         case .timerFired(.ring(let timer)):
             return drive(.timerFired(timer), now: now)
+        case .timerFired(.security(let token)):
+            var released: [GroupService.Action] = []
+            var effects = SecureDelivery.Effects()
+            security.timerFired(token, now: now, into: &released, effects: &effects)
+            var actions: [Action] = []
+            dispatch(&released, effects: effects, now: now, into: &actions)
+            return actions
         case .shutdown:
             return onShutdown(now: now)
         case .start:
@@ -449,7 +466,9 @@ public struct DaemonCore: Sendable {
             return reject(session, .unsupportedVersion,
                           "client speaks version \(request.version), daemon speaks \(WireProtocol.version)")
         }
-        // 2. Identity: a valid private name, unique on this daemon.
+        // 2. The link: an architecture that hands clients keys takes only confidential ones.
+        if let reason = security.refusal(of: origin) { return reject(session, .insecureLink, reason) }
+        // 3. Identity: a valid private name, unique on this daemon.
         let member: MemberID
         do {
             member = try MemberID(name: request.privateName, daemon: settings.daemonName, limits: settings.limits)
@@ -457,7 +476,7 @@ public struct DaemonCore: Sendable {
             return reject(session, .invalidPrivateName, error.description)
         }
         if let refusal = admissionRefusal(of: member) { return reject(session, refusal.code, refusal.reason) }
-        // 3. Authentication: an offered method, unless the source failed too often lately.
+        // 4. Authentication: an offered method, unless the source failed too often lately.
         guard let index = authenticationMethods.firstIndex(where: { $0.name == request.authMethod }) else {
             return reject(session, .authMethodNotOffered,
                           "method \(request.authMethod) not offered; offered: \(offeredAuthenticationMethods.joined(separator: ", "))")
@@ -525,7 +544,7 @@ public struct DaemonCore: Sendable {
         return [
             .authenticated(session, principal: admitted.principal, method: state.request.authMethod, origin: state.origin),
             .send(.accept(ConnectAccept(
-                version: WireProtocol.version, member: state.member, architecture: hooks.architectureName,
+                version: WireProtocol.version, member: state.member, architecture: architectureName,
                 principal: admitted.principal, authData: admitted.finalData)), to: session),
         ]
     }
@@ -582,7 +601,7 @@ public struct DaemonCore: Sendable {
         }
         var message = message
         do {
-            try hooks.admit(&message, from: member)
+            try security.admit(&message, from: member)
         } catch {
             actions.append(.send(.error(.architectureRefused, fatal: false, reason: error.reason), to: session))
             return
@@ -630,8 +649,8 @@ public struct DaemonCore: Sendable {
         return actions
     }
 
-    /// Runs the group service on `event` and turns what it answers into the shell's actions:
-    /// protocol messages and timers pass through, views and messages go to local sessions.
+    /// Runs the group service on `event` and turns what it answers into the shell's actions,
+    /// through the security stage (which may hold deliveries while keys are made).
     private mutating func drive(_ event: GroupService.Event, now: Instant, into actions: inout [Action]) {
         var groupActions = self.groupActions
         self.groupActions = []
@@ -639,6 +658,25 @@ public struct DaemonCore: Sendable {
         defer {
             groupActions.removeAll(keepingCapacity: true)
             self.groupActions = groupActions
+        }
+        var effects = SecureDelivery.Effects()
+        security.filter(&groupActions, now: now, effects: &effects)
+        dispatch(&groupActions, effects: effects, now: now, into: &actions)
+    }
+
+    /// Turns the group service's actions (past the security stage) into the shell's: protocol
+    /// messages and timers pass through, views and messages go to local sessions. Then the
+    /// security stage's effects: its reports and timers, and its messages to the daemons, which
+    /// go to the ring after everything of this event.
+    private mutating func dispatch(
+        _ groupActions: inout [GroupService.Action], effects: SecureDelivery.Effects, now: Instant, into actions: inout [Action]
+    ) {
+        defer {
+            if !effects.isEmpty {
+                for report in effects.reports { actions.append(.security(report)) }
+                for timer in effects.timers { actions.append(.armTimer(.security(timer.token), after: timer.after)) }
+                for bytes in effects.broadcasts { drive(.security(bytes), now: now, into: &actions) }
+            }
         }
         for index in groupActions.indices {
             // Taken out of the buffer (a swap moves it): iterating would copy every message.
@@ -654,8 +692,7 @@ public struct DaemonCore: Sendable {
             case .pauseIntake(let paused):
                 ringBacklogged = paused
                 updateIntake(into: &actions)
-            case .view(var view, let members):
-                hooks.prepareView(&view)
+            case .view(let view, let members):
                 let targets = members.compactMap { member -> SessionID? in
                     guard let session = sessionByMember[member],
                           case .established(_, let wantsMembership, _) = sessions[session], wantsMembership
@@ -672,7 +709,7 @@ public struct DaemonCore: Sendable {
                     lastTargets = (members, targets)
                 }
                 guard !targets.isEmpty else { continue }
-                hooks.prepareDelivery(&message)
+                security.prepareDelivery(&message)
                 actions.append(.deliver(.message(message), to: targets))
             case .configuration(let configuration):
                 actions.append(.configurationInstalled(configuration))
@@ -683,6 +720,9 @@ public struct DaemonCore: Sendable {
                 }
             case .departed(let member):
                 onDeparted(member, into: &actions)
+            case .security:
+                // Consumed by the security stage.
+                break
             case .droppedItem, .ordered:
                 // A malformed item is counted by the group service (`droppedItems`); the order
                 // report is for checkers.
@@ -694,7 +734,7 @@ public struct DaemonCore: Sendable {
     private func status() -> DaemonStatus {
         let ring = groups.ring
         return DaemonStatus(
-            daemonName: settings.daemonName, version: settings.version, architecture: hooks.architectureName,
+            daemonName: settings.daemonName, version: settings.version, architecture: architectureName,
             configuration: table.configuration,
             configurationMembers: (ring.configuration?.members ?? [daemon]).map(\.description),
             membershipState: ring.phaseName, droppedPeers: droppedPeers.sorted(),
@@ -702,7 +742,8 @@ public struct DaemonCore: Sendable {
             groups: table.groups.keys.sorted().map { name in
                 let group = table.groups[name]!
                 return .init(group: name, viewID: group.viewID, members: group.members)
-            })
+            },
+            daemonKeyEpoch: security.engine.keyEpochDescription)
     }
 
     // MARK: - Ending sessions

@@ -30,6 +30,10 @@ public struct GroupService: Sendable {
         case disconnect(MemberID)
         /// A local client's message (its sender is the client).
         case multicast(DeliveredMessage)
+        /// A message of the security architecture to every daemon of the configuration
+        /// (``DaemonSecurityAction/broadcast(_:)``): ordered at once, even while the state
+        /// exchange holds client operations (the daemons' key agreement runs meanwhile).
+        case security([UInt8])
     }
 
     /// Outputs, performed by the driver in order.
@@ -60,6 +64,9 @@ public struct GroupService: Sendable {
         /// private name may serve a new session (until then, views and messages for the old
         /// session's groups would reach the new one).
         case departed(MemberID)
+        /// A security architecture's message from a daemon (``Event/security(_:)``), delivered
+        /// in the total order.
+        case security([UInt8], from: DaemonID)
     }
 
     /// Identifies an ordered item: its daemon and that daemon's count of items submitted.
@@ -158,6 +165,10 @@ public struct GroupService: Sendable {
         case .leave(let member, let group): submit(.leave(member, group), service: .agreed, now: now, into: &actions)
         case .disconnect(let member): submit(.disconnect(member), service: .agreed, now: now, into: &actions)
         case .multicast(let message): submit(.message(message), service: message.service.level, now: now, into: &actions)
+        case .security(let bytes):
+            submitted += 1
+            let item = RingItem(service: .agreed, payload: GroupOperation.security(bytes).encoded(sequence: submitted))
+            drive(.submitControl(item), now: now, into: &actions)
         }
     }
 
@@ -249,6 +260,11 @@ public struct GroupService: Sendable {
         }
         let origin = ItemOrigin(daemon: delivery.sender, sequence: decoded.sequence)
         if reportsOrder { actions.append(.ordered(origin, delivery.item.service)) }
+        if case .security(let bytes) = decoded.operation {
+            // The architecture's own protocol: never held by the state exchange.
+            actions.append(.security(bytes, from: delivery.sender))
+            return
+        }
         let viewSequence = delivery.sequence << 16 | UInt64(delivery.index)
         if let open = exchange {
             // (Mutated in place: the buffer can grow long while a state item is awaited.)
@@ -276,8 +292,9 @@ public struct GroupService: Sendable {
         payloadIn item: ArraySlice<UInt8> = [], at range: Range<Int>? = nil, into actions: inout [Action]
     ) {
         switch operation {
-        case .state:
+        case .state, .security:
             // A state item of an exchange that completed without it (its sender left): stale.
+            // (Security items never get here.)
             return
         case .message(let message):
             let recipients = localRecipients(of: message)
@@ -370,6 +387,7 @@ public struct GroupService: Sendable {
     /// item's position (daemons that move on together may split the old ring's last items
     /// differently between the regular and the transitional configuration, so the name comes
     /// from the item, not from a count).
+    /// (The high bit is ``GroupViewID/isOfTransitionalConfiguration``.)
     private func nextViewSequence(_ viewSequence: UInt64) -> UInt64 {
         guard let previous = transitionalViews else { return viewSequence }
         return 1 << 63 | previous << 32 | (viewSequence & 0xFFFF_FFFF)
@@ -412,8 +430,9 @@ public struct GroupService: Sendable {
         transitionalViews = nil
         exchange = StateExchange(configuration: configuration, expected: Set(configuration.members))
         // The client items not yet broadcast wait for the exchange too, before those held
-        // already (a state item of a configuration cut short is stale: it goes).
-        let unsent = ring.withdrawPending().filter { !GroupOperation.isState($0.payload) }
+        // already (a state item, or a security message, of a configuration cut short is stale:
+        // it goes).
+        let unsent = ring.withdrawPending().filter { !GroupOperation.isState($0.payload) && !GroupOperation.isSecurity($0.payload) }
         held.insert(contentsOf: unsent, at: 0)
         noteHeld(into: &actions)
         let memberships = ownMemberships.keys.sorted().map { (group: $0, members: ownMemberships[$0]!) }
@@ -508,12 +527,22 @@ enum GroupOperation: Sendable {
     /// (an item submitted for one configuration can be delivered in the next, after a cascade:
     /// the name tells a stale one apart).
     case state(configuration: ConfigurationID, [(group: GroupName, members: [MemberID])])
+    /// A message of the security architecture among the daemons (opaque here).
+    case security([UInt8])
 
-    private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state }
+    private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state, security }
+
+    /// Most bytes of a security message.
+    static let securityBytesMax = 64 * 1024
 
     /// Whether an encoded item is a state item (its kind follows the 8-byte item number).
     static func isState(_ payload: ArraySlice<UInt8>) -> Bool {
         payload.count > 8 && payload[payload.startIndex + 8] == Kind.state.rawValue
+    }
+
+    /// Whether an encoded item is a security message.
+    static func isSecurity(_ payload: ArraySlice<UInt8>) -> Bool {
+        payload.count > 8 && payload[payload.startIndex + 8] == Kind.security.rawValue
     }
 
     /// The client the operation comes from (none for a state item).
@@ -521,7 +550,7 @@ enum GroupOperation: Sendable {
         switch self {
         case .join(let member, _), .leave(let member, _), .disconnect(let member): member
         case .message(let message): message.sender
-        case .state: nil
+        case .state, .security: nil
         }
     }
 
@@ -555,6 +584,9 @@ enum GroupOperation: Sendable {
                 writer.writeShortString(group.rawValue)
                 writer.write(members: members)
             }
+        case .security(let bytes):
+            writer.write(Kind.security.rawValue)
+            writer.writeBlob(bytes)
         }
         return writer.bytes
     }
@@ -569,6 +601,7 @@ enum GroupOperation: Sendable {
 
     /// Bytes enough for the encoding (sequence, kind, header fields of at most 255 bytes each).
     private var capacity: Int {
+        if case .security(let bytes) = self { return 16 + bytes.count }
         guard case .message(let message) = self else { return 64 }
         return 32 + 256 * (1 + message.groups.count) + message.payload.count
     }
@@ -612,6 +645,8 @@ enum GroupOperation: Sendable {
                         memberships.append((group, try reader.readMembers(limits: limits)))
                     }
                     operation = .state(configuration: configuration, memberships)
+                case .security:
+                    operation = .security(try reader.readBlob(bytesMax: securityBytesMax))
                 }
                 try reader.expectEnd()
                 return (sequence, operation, payloadRange)

@@ -389,6 +389,25 @@ public enum VSError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension VirtualSynchrony {
+    /// The VS view a payload that the flush layer wrapped was sent for: the sender's view for
+    /// data, the new view for a flush-ok; `nil` for bytes without a flush-layer header. A
+    /// security layer under VS picks the view's key with it.
+    public static func taggedViewID(of payload: [UInt8]) -> GroupViewID? {
+        guard payload.starts(with: VSEnvelope.magic) else { return nil }
+        return payload.withUnsafeBytes { raw -> GroupViewID? in
+            var reader = WireReader(raw)
+            do throws(WireError) {
+                _ = try reader.readBytes(count: VSEnvelope.magic.count)
+                guard (1...2).contains(try reader.readUInt8()) else { return nil }
+                return try reader.readViewID()
+            } catch {
+                return nil
+            }
+        }
+    }
+}
+
 /// The header the flush layer puts in front of a payload: magic, kind, VS view identifier.
 enum VSEnvelope: Hashable, Sendable {
     /// Application data sent in the view with this identifier.

@@ -3,7 +3,7 @@ public enum WireProtocol {
     /// Magic at the start of every connect frame: ASCII "COHR".
     public static let magic: UInt32 = 0x434F_4852
     /// The protocol version this build speaks.
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     /// Bytes of the big-endian length prefix of every frame.
     public static let lengthPrefixBytes = 4
 
@@ -239,6 +239,13 @@ extension DaemonFrame {
             writer.write(members: view.members)
             writer.write(members: view.changed)
             writer.write(members: view.continuing)
+            if let key = view.key {
+                writer.write(true)
+                writer.write(key.keyID)
+                writer.writeBlob(key.secret)
+            } else {
+                writer.write(false)
+            }
         case .error(let code, let fatal, let reason):
             writer.write(Kind.error.rawValue)
             writer.write(code.rawValue)
@@ -262,6 +269,7 @@ extension DaemonFrame {
                 writer.write(summary.viewID)
                 writer.write(members: summary.members)
             }
+            writer.writeShortString(status.daemonKeyEpoch ?? "")
         }
         writer.patchLength(at: start)
     }
@@ -422,9 +430,14 @@ extension DaemonFrame {
             let members = try reader.readMembers(limits: limits)
             let changed = try reader.readMembers(limits: limits)
             let continuing = try reader.readMembers(limits: limits)
-            frame = .view(GroupView(
+            var view = GroupView(
                 group: group, viewID: viewID, members: members, cause: cause, changed: changed,
-                transitional: transitional, continuing: continuing))
+                transitional: transitional, continuing: continuing)
+            if try reader.readBool() {
+                let keyID = try reader.readUInt32()
+                view.key = ViewKey(keyID: keyID, secret: try reader.readBlob(bytesMax: ViewKey.secretBytesMax))
+            }
+            frame = .view(view)
         case .error:
             let code = try reader.readErrorCode()
             let fatal = try reader.readBool()
@@ -449,10 +462,11 @@ extension DaemonFrame {
                 let viewID = try reader.readViewID()
                 groups.append(.init(group: group, viewID: viewID, members: try reader.readMembers(limits: limits)))
             }
+            let keyEpoch = try reader.readShortString()
             frame = .status(DaemonStatus(
                 daemonName: daemonName, version: version, architecture: architecture, configuration: configuration,
                 configurationMembers: daemons, membershipState: membershipState, droppedPeers: dropped,
-                clients: clients, groups: groups))
+                clients: clients, groups: groups, daemonKeyEpoch: keyEpoch.isEmpty ? nil : keyEpoch))
         }
         try reader.expectEnd()
         return frame

@@ -97,12 +97,17 @@ public struct GroupView: Hashable, Sendable {
     /// Which semantics delivered the view: the daemons deliver EVS views; the client library's
     /// flush layer turns them into VS views (``VirtualSynchrony``). Not on the wire.
     public var semantics: GroupSemantics = .extendedVirtualSynchrony
+    /// The group key of this view, when the daemons make group keys (Integrated VS: attached by
+    /// the members' daemons to regular views only). The client library keeps the secret and
+    /// hands the application the view with ``ViewKey/secret`` emptied: applications see the id.
+    public var key: ViewKey?
 
     /// Creates a view.
     public init(
         group: GroupName, viewID: GroupViewID, members: [MemberID], cause: ViewCause,
-        changed: [MemberID], transitional: Bool = false, continuing: [MemberID]
+        changed: [MemberID], transitional: Bool = false, continuing: [MemberID], key: ViewKey? = nil
     ) {
+        self.key = key
         self.group = group
         self.viewID = viewID
         self.members = members
@@ -110,6 +115,31 @@ public struct GroupView: Hashable, Sendable {
         self.changed = changed
         self.transitional = transitional
         self.continuing = continuing
+    }
+}
+
+/// A view's group key as a daemon delivers it: K_{g,i} and its 32-bit id (docs/architectures.md).
+public struct ViewKey: Hashable, Sendable, CustomStringConvertible {
+    /// Most bytes a key secret may have on the wire.
+    public static let secretBytesMax = 64
+    /// The key's id, carried in the clear header of every message sealed under it.
+    public var keyID: UInt32
+    /// The key itself (32 bytes); empty in the view an application receives.
+    public var secret: [UInt8]
+
+    /// Creates a view key.
+    public init(keyID: UInt32, secret: [UInt8]) {
+        self.keyID = keyID
+        self.secret = secret
+    }
+
+    /// The id in hex, as logs and `cohort listen --json` print it (never the secret).
+    public var description: String { Self.hex(keyID) }
+
+    /// `id` as eight hex digits.
+    public static func hex(_ id: UInt32) -> String {
+        let digits = String(id, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
     }
 }
 
@@ -137,6 +167,9 @@ public struct DaemonStatus: Hashable, Sendable {
     public var clients: [MemberID]
     /// Every group with its members, by name.
     public var groups: [GroupSummary]
+    /// The daemons' shared key in force, for architectures that have one: the configuration
+    /// it was agreed in and a short fingerprint (never the key); `nil` otherwise.
+    public var daemonKeyEpoch: String?
 
     /// One group in a status snapshot.
     public struct GroupSummary: Hashable, Sendable {
@@ -158,7 +191,7 @@ public struct DaemonStatus: Hashable, Sendable {
     public init(
         daemonName: String, version: String, architecture: String, configuration: ConfigurationID,
         configurationMembers: [String], membershipState: String = "operational", droppedPeers: [String] = [],
-        clients: [MemberID], groups: [GroupSummary]
+        clients: [MemberID], groups: [GroupSummary], daemonKeyEpoch: String? = nil
     ) {
         self.daemonName = daemonName
         self.version = version
@@ -169,5 +202,6 @@ public struct DaemonStatus: Hashable, Sendable {
         self.droppedPeers = droppedPeers
         self.clients = clients
         self.groups = groups
+        self.daemonKeyEpoch = daemonKeyEpoch
     }
 }

@@ -111,6 +111,9 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case authThrottled = 24
     /// Access control denied a join, leave or send (non-fatal: the session goes on).
     case accessDenied = 25
+    /// The architecture hands keys to clients and this link is not confidential (plain TCP):
+    /// connect over TLS or the local Unix socket.
+    case insecureLink = 26
 
     public var description: String {
         switch self {
@@ -139,6 +142,7 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .authMalformed: "malformed authentication message"
         case .authThrottled: "authentication throttled"
         case .accessDenied: "access denied"
+        case .insecureLink: "link not confidential enough for this architecture"
         }
     }
 }

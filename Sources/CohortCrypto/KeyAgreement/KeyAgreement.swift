@@ -162,7 +162,7 @@ public enum KeyAgreements {
 
 extension GroupViewID {
     /// An unambiguous encoding, for key derivation contexts.
-    var encoded: [UInt8] {
+    public var encoded: [UInt8] {
         var writer = WireWriter(capacity: 48)
         writer.write(configuration.epoch)
         writer.writeShortString(configuration.representative)

@@ -1,0 +1,329 @@
+import CohortCore
+import CohortCrypto
+import Testing
+@testable import CohortSecurity
+
+/// Integrated VS piece by piece: the daemons' engines agreeing over one total order (what the
+/// ring gives them), a cascade, forged agreement messages, the links and submissions refused,
+/// and the client hooks sealing, opening and refusing. The simulator runs the whole under
+/// faults (SecureSimulationTests).
+@Suite("Integrated VS")
+struct IntegratedVSTests {
+    typealias Engine = IntegratedDaemonSecurity<SeededRandom>
+
+    static let names = ["d1", "d2", "d3"]
+    static let signingKeys: [String: SigningKey] = Dictionary(uniqueKeysWithValues: names.map { ($0, SigningKey.generate()) })
+    static let publicKeys = signingKeys.mapValues(\.publicKeyBytes)
+    static let group = try! GroupName("chat")
+
+    static func daemon(_ name: String) -> DaemonID { DaemonID(name: name, incarnation: 1) }
+
+    static func engine(_ name: String, key: SigningKey? = nil, seed: UInt64 = 1) throws -> Engine {
+        try Engine(daemonName: name, signingKey: key ?? signingKeys[name]!, publicKeys: publicKeys, options: ArchitectureOptions(),
+                   random: SeededRandom(seed: seed &+ UInt64(name.utf8.last!)))
+    }
+
+    static func configuration(_ epoch: UInt64, _ members: [String], from previous: UInt64? = nil) -> RingConfiguration {
+        let ring = RingID(sequence: epoch, representative: daemon(members[0]))
+        return RingConfiguration(ring: ring, previous: previous.map { RingID(sequence: $0, representative: daemon(members[0])) },
+                                 members: members.map(daemon))
+    }
+
+    /// Daemons over one total order: every broadcast reaches every daemon of the configuration,
+    /// in the order sent.
+    struct Ring {
+        var engines: [String: Engine]
+        var queue: [(from: String, bytes: [UInt8])] = []
+        var reports: [String: [DaemonSecurityReport]] = [:]
+        var now = Instant(nanoseconds: 1_000)
+
+        mutating func perform(_ actions: [DaemonSecurityAction], at name: String) {
+            for action in actions {
+                switch action {
+                case .broadcast(let bytes): queue.append((name, bytes))
+                case .report(let report): reports[name, default: []].append(report)
+                case .armTimer, .keysChanged: break
+                }
+            }
+        }
+
+        mutating func install(_ configuration: RingConfiguration) {
+            for name in configuration.members.map(\.name) {
+                perform(engines[name]!.on(.configurationInstalled(configuration), now: now), at: name)
+            }
+        }
+
+        /// Delivers `limit` queued messages (all when nil) to `members`.
+        mutating func run(_ members: [String], limit: Int? = nil) {
+            var delivered = 0
+            while !queue.isEmpty, delivered < (limit ?? .max) {
+                let (from, bytes) = queue.removeFirst()
+                now = now.advanced(by: .milliseconds(1))
+                for name in members {
+                    perform(engines[name]!.on(.daemonMessage(bytes, from: IntegratedVSTests.daemon(from)), now: now), at: name)
+                }
+                delivered += 1
+            }
+        }
+
+        func keyOf(_ name: String, view: GroupView, epoch: ConfigurationID) -> ViewKey? {
+            var view = view
+            var engine = engines[name]!
+            engine.secure(&view, createdIn: epoch)
+            return view.key
+        }
+    }
+
+    static func view(_ epoch: UInt64, sequence: UInt64 = 5, members: [String] = ["d1", "d2", "d3"]) -> GroupView {
+        GroupView(group: group, viewID: GroupViewID(configuration: ConfigurationID(epoch: epoch, representative: "d1/1"), sequence: sequence),
+                  members: members.map { try! MemberID(name: "m", daemon: $0) }, cause: .join, changed: [], continuing: [])
+    }
+
+    @Test("three daemons agree on one key, hold deliveries until then, and derive the same key per view, another per view")
+    func agreement() throws {
+        var ring = Ring(engines: try Dictionary(uniqueKeysWithValues: Self.names.map { ($0, try Self.engine($0)) }))
+        let config = Self.configuration(2, Self.names)
+        let epoch = config.ring.configurationID
+        ring.install(config)
+        for name in Self.names { #expect(!ring.engines[name]!.isReady(epoch)) }
+        ring.run(Self.names)
+        var fingerprints: Set<UInt64> = []
+        for name in Self.names {
+            #expect(ring.engines[name]!.isReady(epoch))
+            for case .agreementFinished(let configuration, let fingerprint, _) in ring.reports[name] ?? [] {
+                #expect(configuration == epoch)
+                fingerprints.insert(fingerprint)
+            }
+            #expect(ring.engines[name]!.keyEpochDescription?.hasPrefix(epoch.description) == true)
+        }
+        #expect(fingerprints.count == 1)
+        let keys = Self.names.map { ring.keyOf($0, view: Self.view(2), epoch: epoch) }
+        #expect(keys[0] != nil && keys[0]!.secret.count == 32)
+        #expect(keys.allSatisfy { $0 == keys[0] })
+        let other = ring.keyOf("d1", view: Self.view(2, sequence: 6), epoch: epoch)
+        #expect(other != nil && other != keys[0])
+        // A transitional or empty view gets no key.
+        var transitional = Self.view(2)
+        transitional.transitional = true
+        #expect(ring.keyOf("d1", view: transitional, epoch: epoch) == nil)
+        #expect(ring.keyOf("d1", view: Self.view(2, members: []), epoch: epoch) == nil)
+    }
+
+    @Test("a cascade abandons the run, the newer configuration agrees, and the old run's stragglers change nothing")
+    func cascade() throws {
+        var ring = Ring(engines: try Dictionary(uniqueKeysWithValues: Self.names.map { ($0, try Self.engine($0)) }))
+        let first = Self.configuration(2, Self.names)
+        ring.install(first)
+        ring.run(Self.names, limit: 1)
+        let stragglers = ring.queue
+        ring.queue = []
+        // d3 goes; d1 and d2 move on together.
+        ring.install(Self.configuration(3, ["d1", "d2"], from: 2))
+        ring.install(Self.configuration(3, ["d1", "d2"]))
+        let second = Self.configuration(3, ["d1", "d2"]).ring.configurationID
+        for name in ["d1", "d2"] {
+            #expect(ring.reports[name]!.contains(.agreementAbandoned(configuration: first.ring.configurationID)))
+            #expect(ring.engines[name]!.isReady(first.ring.configurationID), "the old configuration's deliveries go (without keys)")
+            #expect(!ring.engines[name]!.isReady(second))
+        }
+        ring.queue = stragglers + ring.queue
+        ring.run(["d1", "d2"])
+        #expect(ring.keyOf("d1", view: Self.view(3, members: ["d1", "d2"]), epoch: second)
+                == ring.keyOf("d2", view: Self.view(3, members: ["d1", "d2"]), epoch: second))
+        #expect(ring.keyOf("d1", view: Self.view(3, members: ["d1", "d2"]), epoch: second) != nil)
+        #expect(ring.keyOf("d1", view: Self.view(2), epoch: first.ring.configurationID) == nil)
+        for name in ["d1", "d2"] {
+            #expect(!ring.reports[name]!.contains { if case .messageRefused = $0 { true } else { false } })
+        }
+    }
+
+    @Test("agreement messages from a daemon with a rogue key, modified, or of an unknown kind are refused")
+    func forgeries() throws {
+        var ring = Ring(engines: ["d1": try Self.engine("d1"), "d2": try Self.engine("d2", key: .generate())])
+        let config = Self.configuration(2, ["d1", "d2"])
+        ring.install(config)
+        ring.run(["d1"])
+        #expect(ring.reports["d1"]!.contains { if case .messageRefused = $0 { true } else { false } })
+        #expect(!ring.engines["d1"]!.isReady(config.ring.configurationID))
+        var engine = try Self.engine("d1")
+        _ = engine.on(.configurationInstalled(config), now: Instant(nanoseconds: 0))
+        let refused = engine.on(.daemonMessage([0x7F, 1, 2, 3], from: Self.daemon("d2")), now: Instant(nanoseconds: 1))
+        #expect(refused.contains { if case .report(.messageRefused) = $0 { true } else { false } })
+        var honest = Ring(engines: ["d1": try Self.engine("d1"), "d2": try Self.engine("d2")])
+        honest.install(config)
+        var (from, bytes) = honest.queue.removeFirst()
+        bytes[bytes.count - 1] ^= 1
+        let tampered = engine.on(.daemonMessage(bytes, from: Self.daemon(from)), now: Instant(nanoseconds: 2))
+        #expect(tampered.contains { if case .report(.messageRefused) = $0 { true } else { false } })
+    }
+
+    @Test("a daemon alone agrees at once")
+    func alone() throws {
+        var engine = try Self.engine("d1")
+        let config = Self.configuration(1, ["d1"])
+        let actions = engine.on(.configurationInstalled(config), now: Instant(nanoseconds: 0))
+        #expect(actions.contains { if case .report(.agreementFinished) = $0 { true } else { false } })
+        #expect(engine.isReady(config.ring.configurationID))
+    }
+
+    @Test("plain TCP is refused (loopback only when allowed); TLS and the Unix socket are served")
+    func links() throws {
+        let engine = try Self.engine("d1")
+        #expect(engine.refusal(of: ClientOrigin(source: "x", address: "x", link: .tcp(loopback: false))) != nil)
+        #expect(engine.refusal(of: ClientOrigin(source: "x", address: "x", link: .tcp(loopback: true))) != nil)
+        #expect(engine.refusal(of: ClientOrigin(source: "x", address: "x", link: .tls)) == nil)
+        #expect(engine.refusal(of: ClientOrigin(source: "x", address: "x", link: .unix)) == nil)
+        var options = ArchitectureOptions()
+        options.allowsLoopbackTCP = true
+        let permissive = try Engine(daemonName: "d1", signingKey: Self.signingKeys["d1"]!, publicKeys: Self.publicKeys,
+                                    options: options, random: SeededRandom(seed: 1))
+        #expect(permissive.refusal(of: ClientOrigin(source: "x", address: "x", link: .tcp(loopback: true))) == nil)
+        #expect(permissive.refusal(of: ClientOrigin(source: "x", address: "x", link: .tcp(loopback: false))) != nil)
+    }
+
+    @Test("a submission for two groups, a private group, or too short to be sealed is refused")
+    func admission() throws {
+        var engine = try Self.engine("d1")
+        let sender = try MemberID(name: "a", daemon: "d1")
+        var two = OutgoingMessage(service: .agreed, groups: [Self.group, try GroupName("other")], payload: [UInt8](repeating: 0, count: 40))
+        #expect(throws: ArchitectureError.self) { try engine.admit(&two, from: sender) }
+        var short = OutgoingMessage(service: .agreed, groups: [Self.group], payload: [1, 2, 3])
+        #expect(throws: ArchitectureError.self) { try engine.admit(&short, from: sender) }
+        var fine = OutgoingMessage(service: .agreed, groups: [Self.group], payload: [UInt8](repeating: 0, count: 40))
+        try engine.admit(&fine, from: sender)
+    }
+
+    // MARK: - Client hooks
+
+    static let a = try! MemberID(name: "a", daemon: "d1")
+    static let b = try! MemberID(name: "b", daemon: "d2")
+    static let c = try! MemberID(name: "c", daemon: "d3")
+
+    /// A keyed view of a and b, as their daemons deliver it.
+    static func keyedView(sequence: UInt64 = 1, secret: [UInt8] = Array(repeating: 9, count: 32)) -> GroupView {
+        GroupView(group: group, viewID: GroupViewID(configuration: ConfigurationID(epoch: 1, representative: "d1/1"), sequence: sequence),
+                  members: [a, b], cause: .join, changed: [b], continuing: [a],
+                  key: ViewKey(keyID: IntegratedDaemonSecurity<SeededRandom>.keyID(of: secret), secret: secret))
+    }
+
+    /// A payload of `member`'s flush layer sent in `view` (the flush layer run to its install).
+    static func wrapped(_ text: String, by member: MemberID, in view: GroupView) throws -> OutgoingMessage {
+        var vs = VirtualSynchrony(member: member)
+        var events: [VirtualSynchrony.Event] = [.view(view)]
+        while !events.isEmpty {
+            for action in vs.on(events.removeFirst()) {
+                switch action {
+                case .send(let message):
+                    // Every member's flush-ok, delivered in order.
+                    for sender in view.members {
+                        events.append(.message(DeliveredMessage(service: message.service, messageType: message.messageType, sender: sender,
+                                                                groups: message.groups, payload: message.payload)))
+                    }
+                case .flushRequest(let group): events.append(.flush(group))
+                default: break
+                }
+            }
+        }
+        return try vs.wrap(OutgoingMessage(service: .agreed, groups: [group], payload: Array(text.utf8)))
+    }
+
+    static func hooks(_ member: MemberID) throws -> IntegratedClientSecurity {
+        try IntegratedClientSecurity(member: member, options: ArchitectureOptions())
+    }
+
+    static func delivered(_ message: OutgoingMessage, from sender: MemberID) -> DeliveredMessage {
+        DeliveredMessage(service: message.service, messageType: message.messageType, sender: sender, groups: message.groups, payload: message.payload)
+    }
+
+    @Test("a sealed message opens at every member of its view, once; the application sees the key id, never the secret")
+    func sealAndOpen() throws {
+        var alice = try Self.hooks(Self.a), bob = try Self.hooks(Self.b)
+        var view = Self.keyedView()
+        try alice.install(&view)
+        #expect(view.key?.secret.isEmpty == true && view.key?.keyID == Self.keyedView().key?.keyID)
+        var bobsView = Self.keyedView()
+        try bob.install(&bobsView)
+        let plain = try Self.wrapped("hello", by: Self.a, in: Self.keyedView())
+        var message = plain
+        try alice.seal(&message)
+        #expect(message.payload != plain.payload)
+        #expect(!message.payload.starts(with: plain.payload.prefix(8)))
+        var atBob = Self.delivered(message, from: Self.a)
+        try bob.open(&atBob)
+        #expect(atBob.payload == plain.payload)
+        var atAlice = Self.delivered(message, from: Self.a)
+        try alice.open(&atAlice)
+        #expect(atAlice.payload == plain.payload)
+        var again = Self.delivered(message, from: Self.a)
+        #expect(throws: ArchitectureError.self) { try bob.open(&again) }
+    }
+
+    @Test("a modified byte, another sender, another group or type, an unknown key: each refused or not for this member")
+    func refusals() throws {
+        var alice = try Self.hooks(Self.a), bob = try Self.hooks(Self.b), carol = try Self.hooks(Self.c)
+        var view = Self.keyedView()
+        try alice.install(&view)
+        view = Self.keyedView()
+        try bob.install(&view)
+        var message = try Self.wrapped("hello", by: Self.a, in: Self.keyedView())
+        try alice.seal(&message)
+        func kind(_ hooks: inout IntegratedClientSecurity, _ message: DeliveredMessage) -> ArchitectureError.Kind? {
+            var message = message
+            do throws(ArchitectureError) {
+                try hooks.open(&message)
+                return nil
+            } catch {
+                return error.kind
+            }
+        }
+        for index in [0, 5, 12, 20, message.payload.count - 1] {
+            var tampered = Self.delivered(message, from: Self.a)
+            tampered.payload[index] ^= 0x40
+            let got = kind(&bob, tampered)
+            #expect(got != nil, "byte \(index) modified")
+            if index >= 4 { #expect(got == .refused, "byte \(index) modified") }
+        }
+        #expect(kind(&bob, Self.delivered(message, from: Self.c)) == .refused, "sealed by a, said to be from c")
+        var otherGroup = Self.delivered(message, from: Self.a)
+        otherGroup.groups = [try GroupName("other")]
+        #expect(kind(&bob, otherGroup) == .refused)
+        var otherType = Self.delivered(message, from: Self.a)
+        otherType.messageType = 7
+        #expect(kind(&bob, otherType) == .refused)
+        var truncated = Self.delivered(message, from: Self.a)
+        truncated.payload = Array(truncated.payload.prefix(10))
+        #expect(kind(&bob, truncated) == .refused)
+        #expect(kind(&carol, Self.delivered(message, from: Self.a)) == .notForThisMember, "carol never held the key")
+        #expect(kind(&bob, Self.delivered(message, from: Self.a)) == nil, "the genuine message still opens")
+    }
+
+    @Test("sealing needs the flush layer's tag and the view's key; a key for a view the member is not in is refused")
+    func sealingNeeds() throws {
+        var alice = try Self.hooks(Self.a)
+        var unwrapped = OutgoingMessage(service: .agreed, groups: [Self.group], payload: Array("raw".utf8))
+        #expect(throws: ArchitectureError.self) { try alice.seal(&unwrapped) }
+        var keyless = Self.keyedView()
+        keyless.key = nil
+        try alice.install(&keyless)
+        var message = try Self.wrapped("hi", by: Self.a, in: keyless)
+        #expect(throws: ArchitectureError.self) { try alice.seal(&message) }
+        var carol = try Self.hooks(Self.c)
+        var notHers = Self.keyedView()
+        #expect(throws: ArchitectureError.self) { try carol.install(&notHers) }
+        #expect(carol.heldKeyIDs.isEmpty)
+    }
+
+    @Test("keys of views before the one the flush layer installed go; leaving the group drops them all")
+    func keyRetention() throws {
+        var alice = try Self.hooks(Self.a)
+        var views = (1...3).map { Self.keyedView(sequence: UInt64($0), secret: Array(repeating: UInt8($0), count: 32)) }
+        for index in views.indices { try alice.install(&views[index]) }
+        #expect(alice.heldKeyIDs.count == 3)
+        alice.viewInstalled(views[1])
+        #expect(alice.heldKeyIDs == [views[1].key!.keyID, views[2].key!.keyID])
+        var left = views[2]
+        left.members = [Self.b]
+        alice.viewInstalled(left)
+        #expect(alice.heldKeyIDs.isEmpty)
+    }
+}
