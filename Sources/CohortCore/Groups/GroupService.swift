@@ -46,8 +46,9 @@ public struct GroupService: Sendable {
         case armTimer(TotemRing.Timer, after: Duration)
         /// Stop or resume taking client operations.
         case pauseIntake(Bool)
-        /// Deliver a view to local members.
-        case view(GroupView, to: [MemberID])
+        /// Deliver a view to local members. (Boxed, as in ``DaemonFrame``: views are rare, and
+        /// an inline one made every action bigger to move.)
+        indirect case view(GroupView, to: [MemberID])
         /// Deliver a message to local members; `origin` identifies it in the ring's order.
         case message(DeliveredMessage, to: [MemberID], origin: ItemOrigin)
         /// The daemon configuration changed (regular or transitional).

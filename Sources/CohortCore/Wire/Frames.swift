@@ -107,12 +107,14 @@ public enum DaemonFrame: Hashable, Sendable {
     case authChallenge(method: String, data: [UInt8])
     /// A delivered message.
     case message(DeliveredMessage)
-    /// A membership view of a group.
-    case view(GroupView)
+    /// A membership view of a group. (Boxed, as `status`: these payloads are the largest and
+    /// rare; inline, they made every frame and action on the message path bigger to move, and
+    /// a view's key and the status's daemon key epoch cost 2 % more instructions per message.)
+    indirect case view(GroupView)
     /// A session error; when `fatal`, the daemon closes the session after it.
     case error(ErrorCode, fatal: Bool, reason: String)
     /// Answer to a status request.
-    case status(DaemonStatus)
+    indirect case status(DaemonStatus)
 
     enum Kind: UInt8 {
         case accept = 0x81, reject = 0x82, authChallenge = 0x83, message = 0x84, view = 0x85
