@@ -46,6 +46,12 @@ struct FloodCommand: AsyncParsableCommand {
     @Flag(help: "Send without joining the group; paced by the daemon's backpressure only.")
     var writeOnly = false
 
+    @Flag(help: "Prepare (encode, and seal under a sealing architecture) every message anew, as an application does, instead of repeating one; always so under an architecture that seals. Compares architectures like with like.")
+    var prepareEach = false
+
+    @Flag(help: "Join with Virtual Synchrony (the client library's flush layer; always so under an architecture that keys VS views).")
+    var vs = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -58,7 +64,8 @@ struct FloodCommand: AsyncParsableCommand {
 
     func run() async throws {
         HeapTuning.apply()  // docs/daemon.md, "Heap"
-        let options = try connection.options(name: name ?? generatedName("flood"))
+        var options = try connection.options(name: name ?? generatedName("flood"))
+        if vs { options.semantics = .virtualSynchrony }
         let service = try parseService(self.service)
         let (count, size, group) = (self.count, self.size, self.group)
         let window = max(16, windowBytes / max(size, 1))
@@ -117,7 +124,7 @@ struct FloodCommand: AsyncParsableCommand {
         var reused: [PreparedMessage]?
         while sent < count {
             let n = min(batchSize, count - sent)
-            try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, reused: &reused))
+            try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, fresh: prepareEach, reused: &reused))
             sent += n
         }
         try await connection.disconnect()
@@ -126,13 +133,13 @@ struct FloodCommand: AsyncParsableCommand {
     }
 
     /// The next `n` messages to send. Under `plain` one prepared message is repeated (made once,
-    /// kept in `reused`); an architecture that seals prepares each one anew — a sealed message
-    /// sent twice is a replay its receivers refuse — so its cost is measured too.
+    /// kept in `reused`) unless `fresh`; an architecture that seals prepares each one anew — a
+    /// sealed message sent twice is a replay its receivers refuse — so its cost is measured too.
     private static func batch(
         _ n: Int, of batchSize: Int, _ payload: [UInt8], _ group: String, _ service: ServiceType, _ connection: CohortConnection,
-        reused: inout [PreparedMessage]?
+        fresh: Bool, reused: inout [PreparedMessage]?
     ) throws -> [PreparedMessage] {
-        guard connection.architecture == Architecture.plain.name else {
+        guard !fresh, connection.architecture == Architecture.plain.name else {
             return try (0..<n).map { _ in try connection.message(payload, to: [group], service: service) }
         }
         if reused == nil { reused = [PreparedMessage](repeating: try connection.message(payload, to: [group], service: service), count: batchSize) }
@@ -167,7 +174,7 @@ struct FloodCommand: AsyncParsableCommand {
                 while sent < count {
                     await delivered.wait(atLeast: sent + batchSize - window)
                     let n = min(batchSize, count - sent)
-                    try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, reused: &reused))
+                    try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, fresh: prepareEach, reused: &reused))
                     sent += n
                 }
             }
