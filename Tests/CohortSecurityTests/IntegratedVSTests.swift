@@ -157,6 +157,61 @@ struct IntegratedVSTests {
         #expect(tampered.contains { if case .report(.messageRefused) = $0 { true } else { false } })
     }
 
+    @Test("random and mutated daemon messages and client envelopes are refused, never trap, and change nothing")
+    func fuzz() throws {
+        var random = SeededRandom(seed: 99)
+        // Daemons: random bytes, and genuine messages with one byte changed, to an engine mid-run.
+        var ring = Ring(engines: try Dictionary(uniqueKeysWithValues: Self.names.map { ($0, try Self.engine($0)) }))
+        let config = Self.configuration(2, Self.names)
+        ring.install(config)
+        let genuine = ring.queue.map(\.bytes)
+        var target = ring.engines["d1"]!
+        for round in 0..<2_000 {
+            var bytes: [UInt8]
+            if round % 2 == 0 {
+                bytes = (0..<Int(random.next() % 300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                if round % 4 == 0, !bytes.isEmpty { bytes[0] = 0x01 }  // past the kind byte
+            } else {
+                bytes = genuine[Int(random.next() % UInt64(genuine.count))]
+                bytes[Int(random.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: 1 + random.next() % 255)
+            }
+            let actions = target.on(.daemonMessage(bytes, from: Self.daemon("d2")), now: Instant(nanoseconds: 5))
+            for action in actions {
+                if case .report(.agreementFinished) = action { Issue.record("a forged message finished the agreement") }
+                if case .broadcast = action { Issue.record("a forged message made the engine send") }
+            }
+        }
+        #expect(!target.isReady(config.ring.configurationID))
+        // The genuine run still completes on the engine that took all that.
+        ring.engines["d1"] = target
+        ring.run(Self.names)
+        #expect(ring.engines["d1"]!.isReady(config.ring.configurationID))
+        #expect(ring.keyOf("d1", view: Self.view(2), epoch: config.ring.configurationID)
+                == ring.keyOf("d2", view: Self.view(2), epoch: config.ring.configurationID))
+
+        // Clients: random envelopes and mutated genuine ones never open; the genuine one still does.
+        var alice = try Self.hooks(Self.a), bob = try Self.hooks(Self.b)
+        var view = Self.keyedView()
+        try alice.install(&view)
+        view = Self.keyedView()
+        try bob.install(&view)
+        var sealed = try Self.wrapped("hello", by: Self.a, in: Self.keyedView())
+        try alice.seal(&sealed)
+        for round in 0..<2_000 {
+            var message = Self.delivered(sealed, from: Self.a)
+            if round % 2 == 0 {
+                message.payload = (0..<Int(random.next() % 200)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                if round % 4 == 0, message.payload.count >= 4 { message.payload.replaceSubrange(0..<4, with: sealed.payload[0..<4]) }
+            } else {
+                let index = Int(random.next() % UInt64(message.payload.count))
+                message.payload[index] ^= UInt8(truncatingIfNeeded: 1 + random.next() % 255)
+            }
+            #expect(throws: ArchitectureError.self) { try bob.open(&message) }
+        }
+        var genuineMessage = Self.delivered(sealed, from: Self.a)
+        try bob.open(&genuineMessage)
+    }
+
     @Test("a daemon alone agrees at once")
     func alone() throws {
         var engine = try Self.engine("d1")
