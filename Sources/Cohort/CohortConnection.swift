@@ -453,11 +453,9 @@ public struct CohortEvents: AsyncSequence, Sendable {
         private mutating func runFlushLayer() async throws {
             let (events, sends) = flushLayer.filter(pending.reversed())
             pending = events.reversed()
-            if events.contains(where: { if case .view = $0 { true } else { false } }) {
-                hooks.withHooks { hooks in
-                    for case .view(let view) in events { hooks.viewInstalled(view) }
-                }
-            }
+            // The views the flush layer installed: the architecture may let go of older keys.
+            let installed = events.compactMap { event -> GroupView? in if case .view(let view) = event { view } else { nil } }
+            if !installed.isEmpty { hooks.withHooks { hooks in installed.forEach { hooks.viewInstalled($0) } } }
             guard !sends.isEmpty else { return }
             var frames: [ClientFrame] = []
             for var message in sends {

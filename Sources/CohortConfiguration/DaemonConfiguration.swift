@@ -71,10 +71,12 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     /// The security architecture (`plain`, `integrated-vs`; docs/architectures.md).
     public var architecture: String = "plain"
     /// The cipher suite clients seal data with under an encrypting architecture
-    /// (`aes-256-gcm`, `chacha20-poly1305`, `blowfish-cbc-hmac-sha256`).
-    public var cipher: String = "aes-256-gcm"
-    /// The DH group of the daemons' key agreement (`x25519`, `modp-1024`, `modp-2048`).
-    public var daemonKeyAgreementGroup: String = "x25519"
+    /// (`aes-256-gcm`, `chacha20-poly1305`, `blowfish-cbc-hmac-sha256`); `nil`: the
+    /// architecture's default (`ArchitectureOptions`).
+    public var cipher: String?
+    /// The DH group of the daemons' key agreement (`x25519`, `modp-1024`, `modp-2048`); `nil`:
+    /// the architecture's default.
+    public var daemonKeyAgreementGroup: String?
     /// Whether a daemon that hands out group keys also serves plain TCP clients on the loopback
     /// interface (tests and benchmarks on one host). Off: only TLS and the Unix socket.
     public var allowLoopbackTCP = false
@@ -261,9 +263,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         let defaults = DaemonConfiguration(daemons: [])
         daemons = try container.decode([DaemonEntry].self, forKey: .daemons)
         architecture = try container.decodeIfPresent(String.self, forKey: .architecture) ?? defaults.architecture
-        cipher = try container.decodeIfPresent(String.self, forKey: .cipher) ?? defaults.cipher
+        cipher = try container.decodeIfPresent(String.self, forKey: .cipher)
         daemonKeyAgreementGroup = try container.decodeIfPresent(String.self, forKey: .daemonKeyAgreementGroup)
-            ?? defaults.daemonKeyAgreementGroup
         allowLoopbackTCP = try container.decodeIfPresent(Bool.self, forKey: .allowLoopbackTCP) ?? defaults.allowLoopbackTCP
         limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
         clientQueueBytesMax = try container.decodeIfPresent(Int.self, forKey: .clientQueueBytesMax) ?? defaults.clientQueueBytesMax

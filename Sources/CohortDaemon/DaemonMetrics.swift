@@ -10,6 +10,9 @@ struct DaemonMetrics {
     let messagesDelivered = Self.perService("cohort_messages_delivered_total")
     let messageBytesDelivered = Self.perService("cohort_message_bytes_delivered_total")
     let viewsDelivered = Counter(label: "cohort_views_delivered_total")
+    /// Per view (one per group at every configuration change): made once, not per report.
+    let groupRekeys = Counter(label: "cohort_group_rekeys_total")
+    let viewsWithoutKey = Counter(label: "cohort_views_without_key_total")
     let sessionsOpened = Counter(label: "cohort_sessions_opened_total")
     let sessions = Gauge(label: "cohort_sessions")
     let framesWritten = Counter(label: "cohort_frames_written_total")
@@ -62,9 +65,9 @@ struct DaemonMetrics {
         case .messageRefused:
             Counter(label: "cohort_security_refused_total", dimensions: [("source", "daemon")]).increment()
         case .groupRekeyed:
-            Counter(label: "cohort_group_rekeys_total").increment()
+            groupRekeys.increment()
         case .viewWithoutKey:
-            Counter(label: "cohort_views_without_key_total").increment()
+            viewsWithoutKey.increment()
         }
     }
 

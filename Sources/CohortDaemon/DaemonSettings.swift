@@ -75,8 +75,8 @@ public struct DaemonSettings: Sendable {
         } catch {
             throw .invalid(error.description)
         }
-        architectureOptions.cipher = configuration.cipher
-        architectureOptions.daemonKeyAgreementGroup = configuration.daemonKeyAgreementGroup
+        if let cipher = configuration.cipher { architectureOptions.cipher = cipher }
+        if let group = configuration.daemonKeyAgreementGroup { architectureOptions.daemonKeyAgreementGroup = group }
         architectureOptions.allowsLoopbackTCP = configuration.allowLoopbackTCP
         do {
             try architectureOptions.validate()

@@ -18,12 +18,17 @@ public struct Architecture: Sendable, CustomStringConvertible {
     public let encryptionPlacement: String
     /// The group semantics clients get.
     public let semantics: [GroupSemantics]
+    /// Whether clients get group keys and seal their data: the daemons then serve them only over
+    /// confidential links (TLS, the Unix socket), and every message is sealed anew (a repeated
+    /// sealed message is a replay).
+    public let sealsClientData: Bool
     private let daemonEngine: @Sendable (DaemonSecurityContext) throws(ArchitectureSetupError) -> any DaemonSecurityEngine
     private let clientHooks: @Sendable (MemberID, ArchitectureOptions) throws(ArchitectureSetupError) -> any ClientSecurityHooks
 
     /// Registers an architecture from factories of its daemon engine and client hooks.
     public init(
         name: String, summary: String, keySource: String, encryptionPlacement: String, semantics: [GroupSemantics],
+        sealsClientData: Bool,
         daemonEngine: @escaping @Sendable (DaemonSecurityContext) throws(ArchitectureSetupError) -> any DaemonSecurityEngine,
         clientHooks: @escaping @Sendable (MemberID, ArchitectureOptions) throws(ArchitectureSetupError) -> any ClientSecurityHooks
     ) {
@@ -32,6 +37,7 @@ public struct Architecture: Sendable, CustomStringConvertible {
         self.keySource = keySource
         self.encryptionPlacement = encryptionPlacement
         self.semantics = semantics
+        self.sealsClientData = sealsClientData
         self.daemonEngine = daemonEngine
         self.clientHooks = clientHooks
     }
@@ -51,6 +57,17 @@ public struct Architecture: Sendable, CustomStringConvertible {
     /// Every registered architecture, in the order `--help` lists them.
     public static let registered: [Architecture] = [.plain, .integratedVS]
 
+    /// The semantics clients of this architecture run: `name` (`evs`, `vs`) when given, else the
+    /// architecture's own (EVS where it offers it); throws a readable error for semantics it
+    /// does not offer.
+    public func semantics(named name: String?) throws(ArchitectureSetupError) -> GroupSemantics {
+        guard let name else { return semantics.contains(.extendedVirtualSynchrony) ? .extendedVirtualSynchrony : semantics[0] }
+        guard let chosen = GroupSemantics(rawValue: name), semantics.contains(chosen) else {
+            throw ArchitectureSetupError("architecture \(self.name) runs with semantics \(semantics.map(\.rawValue).joined(separator: " or ")), not '\(name)'")
+        }
+        return chosen
+    }
+
     /// The architecture registered under `name`; throws a readable error listing the choices.
     public static func named(_ name: String) throws(UnknownArchitectureError) -> Architecture {
         guard let architecture = registered.first(where: { $0.name == name }) else {
@@ -63,7 +80,7 @@ public struct Architecture: Sendable, CustomStringConvertible {
     public static let plain = Architecture(
         name: "plain",
         summary: "no authentication of data, no encryption: the baseline",
-        keySource: "none", encryptionPlacement: "none", semantics: [.extendedVirtualSynchrony, .virtualSynchrony],
+        keySource: "none", encryptionPlacement: "none", semantics: [.extendedVirtualSynchrony, .virtualSynchrony], sealsClientData: false,
         daemonEngine: { _ throws(ArchitectureSetupError) in PlainDaemonSecurity() },
         clientHooks: { _, _ throws(ArchitectureSetupError) in PlainClientHooks() })
 }
@@ -78,7 +95,7 @@ extension Architecture {
         summary: "daemons agree on a key (TGDH), derive one key per group view (HMAC); clients seal data under VS",
         keySource: "the daemons (TGDH among daemons, HMAC per group view)",
         encryptionPlacement: "the clients, end to end between group members",
-        semantics: [.virtualSynchrony],
+        semantics: [.virtualSynchrony], sealsClientData: true,
         daemonEngine: { context throws(ArchitectureSetupError) in
             if let seed = context.simulationSeed, let key = context.signingKey {
                 return try IntegratedDaemonSecurity(
@@ -101,6 +118,11 @@ public struct ArchitectureOptions: Sendable, Hashable {
     /// Whether a daemon that hands clients keys serves plain TCP clients on the loopback
     /// interface (tests and benchmarks on one host; off by default: only TLS and the Unix socket).
     public var allowsLoopbackTCP = false
+
+    /// The cipher suites ``cipher`` may name.
+    public static var cipherNames: [String] { CipherSuites.names }
+    /// The DH groups ``daemonKeyAgreementGroup`` may name.
+    public static var daemonKeyAgreementGroupNames: [String] { DHGroups.names }
 
     /// Defaults.
     public init() {}

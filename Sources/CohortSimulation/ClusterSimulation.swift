@@ -389,7 +389,7 @@ public struct ClusterSimulation: Sendable {
         summary.violations += online.violations
         summary.violations += views.violations
         if architecture != nil {
-            summary.messagesOpened = security.opened
+            summary.messagesOpened = security.messagesOpened
             summary.violations += security.violations
             if summary.convergenceMilliseconds != nil {
                 for node in nodes where (node.stage?.heldCount ?? 0) > 0 {

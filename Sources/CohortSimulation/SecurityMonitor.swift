@@ -76,20 +76,15 @@ struct SecurityMonitor {
     /// View keys by group view, and group views by key.
     private var viewKeys: [String: ViewKey] = [:]
     private var keyViews: [[UInt8]: String] = [:]
-    /// The key each member took for each view (nil: the view came without one).
-    private var taken: [String: UInt32?] = [:]
-    /// The order in which each member took its groups' views (by `member|group@view`), and the
-    /// position of the last view its flush layer installed, by `member|group` (`Int.max` once
-    /// it left): a flush-ok for a view taken before that is moot.
-    private var takenOrder: [String: Int] = [:]
+    /// Each view a member's architecture took, by `member|group@view`: its key id (nil: the
+    /// view came without one) and the order it was taken in.
+    private var taken: [String: (keyID: UInt32?, order: Int)] = [:]
+    /// The position of the last view each member's flush layer installed, by `member|group`
+    /// (`Int.max` once it left): a flush-ok for a view taken before that is moot.
     private var installedOrder: [String: Int] = [:]
     private var takes = 0
-    /// Keys agreed, views keyed, messages opened, messages not for their recipient.
-    private(set) var agreements = 0
-    private(set) var keyedViews = 0
-    private(set) var opened = 0
-    private(set) var notForMember = 0
-    private(set) var keylessInstalls = 0
+    /// Messages clients opened.
+    private(set) var messagesOpened = 0
 
     private mutating func fail(_ property: String, _ detail: String) {
         if violations.count < 50 { violations.append(EVSViolation(property: property, detail: detail)) }
@@ -97,7 +92,6 @@ struct SecurityMonitor {
 
     /// A daemon agreed on the key of `configuration`.
     mutating func agreed(_ fingerprint: UInt64, in configuration: ConfigurationID, at daemon: String) {
-        agreements += 1
         if let known = fingerprints[configuration], known != fingerprint {
             fail("security-daemon-key", "\(daemon) agreed on key \(fingerprint) in \(configuration); another daemon of it on \(known)")
         }
@@ -121,7 +115,6 @@ struct SecurityMonitor {
             }
             return
         }
-        keyedViews += 1
         for member in recipients where !view.members.contains(member) {
             fail("security-key-leak", "\(daemon) sent the key of \(name) to \(member), not a member")
         }
@@ -138,10 +131,8 @@ struct SecurityMonitor {
     /// A client's architecture took `view` (before stripping the secret).
     mutating func took(_ view: GroupView, at member: MemberID) {
         guard !view.transitional else { return }
-        // (updateValue: assigning nil through the subscript would remove the entry.)
-        taken.updateValue(view.key?.keyID, forKey: "\(member)|\(view.group)@\(view.viewID)")
         takes += 1
-        takenOrder["\(member)|\(view.group)@\(view.viewID)"] = takes
+        taken["\(member)|\(view.group)@\(view.viewID)"] = (view.key?.keyID, takes)
     }
 
     /// A client's flush layer installed `view`: it must have passed through the architecture,
@@ -149,17 +140,17 @@ struct SecurityMonitor {
     /// judges that).
     mutating func installed(_ view: GroupView, at member: MemberID) {
         let name = "\(view.group)@\(view.viewID)"
-        installedOrder["\(member)|\(view.group)"] = takenOrder["\(member)|\(name)"] ?? 0
-        guard let keyID = taken["\(member)|\(name)"] else {
+        guard let entry = taken["\(member)|\(name)"] else {
             fail("security-vs-view", "\(member) installed VS view \(name), which its architecture never took")
             return
         }
-        if keyID == nil { keylessInstalls += 1 }
+        installedOrder["\(member)|\(view.group)"] = entry.order
     }
 
     /// Whether `member` took `group`'s view `viewID` without a key (sends in it cannot be sealed).
     func keyless(_ group: GroupName, view viewID: GroupViewID, at member: MemberID) -> Bool {
-        taken["\(member)|\(group)@\(viewID)"] == .some(nil)
+        guard let entry = taken["\(member)|\(group)@\(viewID)"] else { return false }
+        return entry.keyID == nil
     }
 
     /// `member`'s flush layer left `group`.
@@ -171,8 +162,8 @@ struct SecurityMonitor {
     /// taken after it, or left the group): a flush-ok for it no longer matters, and its key may
     /// be gone.
     func superseded(_ group: GroupName, view viewID: GroupViewID, at member: MemberID) -> Bool {
-        guard let order = takenOrder["\(member)|\(group)@\(viewID)"] else { return false }
-        return (installedOrder["\(member)|\(group)"] ?? 0) > order
+        guard let entry = taken["\(member)|\(group)@\(viewID)"] else { return false }
+        return (installedOrder["\(member)|\(group)"] ?? 0) > entry.order
     }
 
     /// A client's architecture refused a view its daemon delivered.
@@ -180,11 +171,11 @@ struct SecurityMonitor {
         fail("security-view-refused", "\(member) refused \(view.group) view \(view.viewID): \(error.reason)")
     }
 
-    /// A message delivered to `member` was opened, not for it, or refused.
+    /// A message delivered to `member` was opened, not for it (not a violation), or refused.
     mutating func opened(_ message: DeliveredMessage, at member: MemberID, error: ArchitectureError?) {
         switch error?.kind {
-        case nil: opened += 1
-        case .notForThisMember: notForMember += 1
+        case nil: messagesOpened += 1
+        case .notForThisMember: break
         case .refused: fail("security-open", "a message from \(message.sender) in \(message.groups) does not open at \(member): \(error!.reason)")
         }
     }

@@ -13,7 +13,7 @@ struct ConnectionArguments: ParsableArguments {
     @Option(help: "Security architecture (must match the daemon's): \(Architecture.registered.map(\.name).joined(separator: ", ")).")
     var architecture: String = "plain"
 
-    @Option(help: "Cipher suite sealing group data under an encrypting architecture: aes-256-gcm, chacha20-poly1305, blowfish-cbc-hmac-sha256.")
+    @Option(help: "Cipher suite sealing group data under an encrypting architecture: \(ArchitectureOptions.cipherNames.joined(separator: ", ")).")
     var cipher: String = "aes-256-gcm"
 
     @Option(help: "Authentication method: none, password (implied by --user), peer-credentials (Unix socket only).")

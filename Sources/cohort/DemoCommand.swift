@@ -34,15 +34,13 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Security architecture of the daemons and clients: \(Architecture.registered.map(\.name).joined(separator: ", ")).")
     var architecture: String = Architecture.integratedVS.name
 
-    /// The semantics asked for, or the architecture's first.
+    /// The semantics asked for, or the architecture's own.
     private func chosenSemantics() throws -> GroupSemantics {
-        let architecture = try Architecture.named(self.architecture)
-        guard let semantics else { return architecture.semantics.contains(.extendedVirtualSynchrony) ? .extendedVirtualSynchrony : architecture.semantics[0] }
-        let chosen = try parseSemantics(semantics)
-        guard architecture.semantics.contains(chosen) else {
-            throw ValidationError("--architecture \(architecture.name) runs with --semantics \(architecture.semantics.map(\.rawValue).joined(separator: " or "))")
+        do {
+            return try Architecture.named(architecture).semantics(named: semantics)
+        } catch {
+            throw ValidationError("\(error)")
         }
-        return chosen
     }
 
     func validate() throws {
@@ -73,7 +71,7 @@ struct DemoCommand: AsyncParsableCommand {
         let architecture = try Architecture.named(self.architecture)
         // An architecture that hands clients keys serves them over TLS or the Unix socket only:
         // the demo's clients then all use the sockets (plain TCP would be refused).
-        let keysOnLinks = architecture.name != Architecture.plain.name
+        let keysOnLinks = architecture.sealsClientData
         if keysOnLinks { emit("  (\(architecture.name) hands out group keys: every client connects over its daemon's Unix socket)") }
         let group = "demo"
         let total = clients * messages

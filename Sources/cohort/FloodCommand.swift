@@ -124,7 +124,7 @@ struct FloodCommand: AsyncParsableCommand {
         var reused: [PreparedMessage]?
         while sent < count {
             let n = min(batchSize, count - sent)
-            try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, fresh: prepareEach, reused: &reused))
+            try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, fresh: fresh(connection), reused: &reused))
             sent += n
         }
         try await connection.disconnect()
@@ -132,14 +132,20 @@ struct FloodCommand: AsyncParsableCommand {
         return seconds(since: start)
     }
 
-    /// The next `n` messages to send. Under `plain` one prepared message is repeated (made once,
-    /// kept in `reused`) unless `fresh`; an architecture that seals prepares each one anew — a
-    /// sealed message sent twice is a replay its receivers refuse — so its cost is measured too.
+    /// Whether to prepare every message anew: asked for, or the connection's architecture seals.
+    private func fresh(_ connection: CohortConnection) -> Bool {
+        prepareEach || ((try? Architecture.named(connection.architecture))?.sealsClientData ?? true)
+    }
+
+    /// The next `n` messages to send: each prepared anew when `fresh` (as an application does;
+    /// always under an architecture that seals — a sealed message sent twice is a replay its
+    /// receivers refuse — so its cost is measured too), else one prepared message repeated
+    /// (made once, kept in `reused`).
     private static func batch(
         _ n: Int, of batchSize: Int, _ payload: [UInt8], _ group: String, _ service: ServiceType, _ connection: CohortConnection,
         fresh: Bool, reused: inout [PreparedMessage]?
     ) throws -> [PreparedMessage] {
-        guard !fresh, connection.architecture == Architecture.plain.name else {
+        guard !fresh else {
             return try (0..<n).map { _ in try connection.message(payload, to: [group], service: service) }
         }
         if reused == nil { reused = [PreparedMessage](repeating: try connection.message(payload, to: [group], service: service), count: batchSize) }
@@ -174,7 +180,7 @@ struct FloodCommand: AsyncParsableCommand {
                 while sent < count {
                     await delivered.wait(atLeast: sent + batchSize - window)
                     let n = min(batchSize, count - sent)
-                    try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, fresh: prepareEach, reused: &reused))
+                    try await connection.multicast(batch: try Self.batch(n, of: batchSize, payload, group, service, connection, fresh: fresh(connection), reused: &reused))
                     sent += n
                 }
             }

@@ -52,10 +52,11 @@ struct SimulateCommand: ParsableCommand {
         guard jobs > 0 else { throw ValidationError("--jobs must be positive") }
         if let daemons, !(1...64).contains(daemons) { throw ValidationError("--daemons must be 1...64") }
         if let clients, clients < 0 { throw ValidationError("--clients must not be negative") }
-        let semantics = try parseSemantics(semanticsName)
-        let architecture = try Architecture.named(architectureName)
-        guard architecture.semantics.contains(semantics) else {
-            throw ValidationError("--architecture \(architectureName) runs with --semantics \(architecture.semantics.map(\.rawValue).joined(separator: " or "))")
+        _ = try parseSemantics(semanticsName)
+        do {
+            _ = try Architecture.named(architectureName).semantics(named: semanticsName)
+        } catch {
+            throw ValidationError("\(error)")
         }
     }
 

@@ -45,10 +45,10 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     @Option(help: "Security architecture: \(Architecture.registered.map(\.name).joined(separator: ", ")).")
     var architecture: String?
 
-    @Option(help: "Cipher suite clients seal group data with (encrypting architectures): aes-256-gcm, chacha20-poly1305, blowfish-cbc-hmac-sha256.")
+    @Option(help: "Cipher suite clients seal group data with (encrypting architectures): \(ArchitectureOptions.cipherNames.joined(separator: ", ")).")
     var cipher: String?
 
-    @Option(help: "DH group of the daemons' key agreement (TGDH): x25519, modp-1024, modp-2048.")
+    @Option(help: "DH group of the daemons' key agreement (TGDH): \(ArchitectureOptions.daemonKeyAgreementGroupNames.joined(separator: ", ")) (default \(ArchitectureOptions().daemonKeyAgreementGroup)).")
     var daemonKeyAgreementGroup: String?
 
     @Flag(help: "Serve plain TCP clients on loopback under an architecture that hands out keys (tests on one host).")

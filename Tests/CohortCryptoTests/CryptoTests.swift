@@ -194,6 +194,18 @@ struct GroupCipherTests {
         #expect(try bob.open(genuine).plaintext == [1])
     }
 
+    @Test("an envelope of another sender than expected is refused before the replay window sees it")
+    func expectedSender() throws {
+        let (alice, bob) = try Self.pair(AES256GCM.self)
+        let genuine = try alice.seal([1])
+        #expect(throws: CryptoError.wrongSender(expected: alice.sender + 1, got: alice.sender)) {
+            try bob.open(genuine, expectedSender: alice.sender + 1)
+        }
+        #expect(try bob.open(genuine, expectedSender: alice.sender).plaintext == [1])
+        #expect(GroupCipher.keyID(of: genuine) == alice.keyID)
+        #expect(GroupCipher.keyID(of: Array(genuine.prefix(15))) == nil)
+    }
+
     @Test("a wrong key id and a truncated envelope are typed errors")
     func keyIDAndTruncation() throws {
         let suite = AES256GCM.self

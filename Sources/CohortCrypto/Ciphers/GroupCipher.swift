@@ -88,13 +88,22 @@ public final class GroupCipher {
         return sealed
     }
 
+    /// The key id an envelope names (its first 4 bytes), to pick the cipher that opens it;
+    /// `nil` for bytes too short to be an envelope.
+    public static func keyID(of envelope: [UInt8]) -> UInt32? {
+        envelope.count >= headerBytes ? readUInt32(envelope, at: 0) : nil
+    }
+
     /// Opens an envelope sealed under this key with `header`; returns the sender and the
-    /// plaintext, or throws without returning any plaintext.
-    public func open(_ envelope: [UInt8], header: [UInt8] = []) throws(CryptoError) -> (sender: UInt32, plaintext: [UInt8]) {
+    /// plaintext, or throws without returning any plaintext. With `expectedSender`, an envelope
+    /// of another sender is refused before the replay window sees it (a misattributed message
+    /// must not use up its real sender's counter).
+    public func open(_ envelope: [UInt8], header: [UInt8] = [], expectedSender: UInt32? = nil) throws(CryptoError) -> (sender: UInt32, plaintext: [UInt8]) {
         guard envelope.count >= Self.headerBytes else { throw .truncated(neededBytes: Self.headerBytes, gotBytes: envelope.count) }
         let keyID = Self.readUInt32(envelope, at: 0)
         guard keyID == self.keyID else { throw .wrongKeyID(expected: self.keyID, got: keyID) }
         let nonce = Nonce(sender: Self.readUInt32(envelope, at: 4), counter: Self.readUInt64(envelope, at: 8))
+        if let expectedSender, nonce.sender != expectedSender { throw .wrongSender(expected: expectedSender, got: nonce.sender) }
         guard windows[nonce.sender, default: ReplayWindow()].admits(nonce.counter) else {
             throw .replayed(sender: nonce.sender, counter: nonce.counter)
         }

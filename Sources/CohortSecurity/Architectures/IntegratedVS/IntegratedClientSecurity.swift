@@ -131,25 +131,23 @@ public struct IntegratedClientSecurity: ClientSecurityHooks, @unchecked Sendable
     }
 
     public mutating func open(_ message: inout DeliveredMessage) throws(ArchitectureError) {
-        guard message.payload.count >= GroupCipher.headerBytes else {
+        guard let keyID = GroupCipher.keyID(of: message.payload) else {
             throw ArchitectureError("a message from \(message.sender) is too short to be sealed")
         }
-        let keyID = message.payload.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         guard let entry = ciphers[keyID] else {
             throw ArchitectureError("key \(ViewKey.hex(keyID)) is not held", kind: .notForThisMember)
         }
         guard message.groups == [entry.group] else {
             throw ArchitectureError("a message from \(message.sender) under the key of \(entry.group) was addressed to \(message.groups)")
         }
-        // The sender index is checked before opening (it is authenticated with the rest): a
-        // message attributed to another member must not use up its sender's counter.
-        let sender = message.payload[4..<8].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        guard Int(sender) < entry.members.count, entry.members[Int(sender)] == message.sender else {
-            throw ArchitectureError("a message from \(message.sender) was sealed by another member of \(entry.group) view \(entry.viewID)")
+        guard let sender = entry.members.firstIndex(of: message.sender) else {
+            throw ArchitectureError("a message from \(message.sender), not a member of \(entry.group) view \(entry.viewID), under its key")
         }
         do {
+            // The sender the daemons name must be the one that sealed it.
             let (_, plaintext) = try entry.cipher.open(
-                message.payload, header: Self.header(group: entry.group, messageType: message.messageType, service: message.service))
+                message.payload, header: Self.header(group: entry.group, messageType: message.messageType, service: message.service),
+                expectedSender: UInt32(sender))
             message.payload = plaintext
         } catch {
             throw ArchitectureError("a message from \(message.sender) in \(entry.group) does not open: \(error)")
