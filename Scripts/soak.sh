@@ -81,9 +81,9 @@ while [ "$start" -le "$end" ]; do
   echo "seeds $start-$((start + count - 1)): $violations violations"
   start=$((start + count))
 done
-python3 - "$OUT" "$revision" "$semantics" <<'PY'
+python3 - "$OUT" "$revision" "$semantics" "$architecture" <<'PY'
 import csv, json, os, platform, sys, datetime
-out, revision, semantics = sys.argv[1], sys.argv[2], sys.argv[3]
+out, revision, semantics, architecture = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 rows = [r for r in csv.DictReader(open(os.path.join(out, "chunks.csv"))) if r["revision"] == revision]
 seeds = sorted((int(r["first_seed"]), int(r["seeds"])) for r in rows)
 covered, ranges = 0, []
@@ -93,13 +93,13 @@ for first, count in seeds:
     else:
         ranges.append([first, first + count - 1])
 covered = sum(b - a + 1 for a, b in ranges)
-summary = {"experiment": "simulation-soak", "semantics": semantics, "revision": revision,
+summary = {"experiment": "simulation-soak", "semantics": semantics, "architecture": architecture, "revision": revision,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": {"system": platform.platform(), "cores": os.cpu_count()},
            "seeds": covered, "seed_ranges": ranges,
            "violations": sum(int(r["violations"]) for r in rows),
            "seconds": sum(int(r["seconds"]) for r in rows),
-           "command": f"cohort simulate --semantics {semantics} --seeds CHUNK --seed S, release build of the revision"}
+           "command": f"cohort simulate --semantics {semantics} --architecture {architecture} --seeds CHUNK --seed S, release build of the revision"}
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(json.dumps(summary))
 PY

@@ -60,11 +60,13 @@ public final class LocalCluster: @unchecked Sendable {
     /// they form one configuration of all of them (or throws after `readyTimeout`).
     /// With `faultInjection`, the daemons accept ``partition(_:)`` and ``heal()``; with
     /// `metricsBasePort`, daemon i (from 0) serves its metrics on port `metricsBasePort + i`
-    /// (``metrics(of:)``).
+    /// (``metrics(of:)``). `adjust` may change the configuration file's other settings (e.g. the
+    /// daemons' key refresh policy) before it is written.
     public static func start(
         daemons: Int, basePort: Int, directory: URL? = nil, architecture: String = "plain",
         daemonExecutable: URL? = nil, logLevel: String = "notice", faultInjection: Bool = false,
-        metricsBasePort: Int? = nil, membership: DaemonConfiguration.Membership = .init(), readyTimeout: Duration = .seconds(30)
+        metricsBasePort: Int? = nil, membership: DaemonConfiguration.Membership = .init(), readyTimeout: Duration = .seconds(30),
+        adjust: (inout DaemonConfiguration) -> Void = { _ in }
     ) async throws -> LocalCluster {
         guard (1...64).contains(daemons) else { throw ClusterError("a local cluster has 1 to 64 daemons, not \(daemons)") }
         let registered: Architecture
@@ -97,6 +99,7 @@ public final class LocalCluster: @unchecked Sendable {
         configuration.architecture = architecture
         configuration.logLevel = logLevel
         configuration.membership = membership
+        adjust(&configuration)
         do { try configuration.validate() } catch { throw ClusterError(error.description) }
         let configPath = folder.appendingPathComponent("cohort.yaml")
         try configuration.yaml().write(to: configPath, atomically: true, encoding: .utf8)

@@ -80,6 +80,12 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     /// Whether a daemon that hands out group keys also serves plain TCP clients on the loopback
     /// interface (tests and benchmarks on one host). Off: only TLS and the Unix socket.
     public var allowLoopbackTCP = false
+    /// Seconds after which the daemons refresh their shared key (time-out; 0: never); `nil`: the
+    /// architecture's default (one hour).
+    public var daemonKeyMaxAgeSeconds: Double?
+    /// Bytes of sealed client data after which the daemons refresh their shared key (data-out;
+    /// 0: never); `nil`: the architecture's default (2^36).
+    public var daemonKeyMaxBytes: UInt64?
     /// Bounds on client input.
     public var limits = Limits()
     /// Bytes queued toward one client above which it counts as backlogged (the daemon then
@@ -252,7 +258,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public init(daemons: [DaemonEntry]) { self.daemons = daemons }
 
     private enum CodingKeys: String, CodingKey {
-        case daemons, architecture, cipher, daemonKeyAgreementGroup, allowLoopbackTCP, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
+        case daemons, architecture, cipher, daemonKeyAgreementGroup, allowLoopbackTCP, daemonKeyMaxAgeSeconds, daemonKeyMaxBytes, limits, clientQueueBytesMax, slowClientTimeoutSeconds, handshakeTimeoutSeconds, authMethods
         case usersFile, authFailuresBurst, authFailureRefillSeconds, accessPolicyFile, tls, requiredAuthMethods
         case clientsMax, metricsPort, logLevel, membership
     }
@@ -266,6 +272,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         cipher = try container.decodeIfPresent(String.self, forKey: .cipher)
         daemonKeyAgreementGroup = try container.decodeIfPresent(String.self, forKey: .daemonKeyAgreementGroup)
         allowLoopbackTCP = try container.decodeIfPresent(Bool.self, forKey: .allowLoopbackTCP) ?? defaults.allowLoopbackTCP
+        daemonKeyMaxAgeSeconds = try container.decodeIfPresent(Double.self, forKey: .daemonKeyMaxAgeSeconds)
+        daemonKeyMaxBytes = try container.decodeIfPresent(UInt64.self, forKey: .daemonKeyMaxBytes)
         limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
         clientQueueBytesMax = try container.decodeIfPresent(Int.self, forKey: .clientQueueBytesMax) ?? defaults.clientQueueBytesMax
         slowClientTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .slowClientTimeoutSeconds)

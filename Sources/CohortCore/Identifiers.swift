@@ -204,4 +204,8 @@ public struct Instant: Hashable, Comparable, Sendable {
         return Instant(nanoseconds: overflow ? .max : sum)
     }
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+    /// The time from `rhs` to `lhs` (zero if `rhs` is later).
+    public static func - (lhs: Self, rhs: Self) -> Duration {
+        .nanoseconds(Int64(clamping: lhs.nanoseconds - min(lhs.nanoseconds, rhs.nanoseconds)))
+    }
 }

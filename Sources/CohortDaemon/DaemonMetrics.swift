@@ -53,15 +53,15 @@ struct DaemonMetrics {
     /// (`docs/metrics.md`, "Security").
     func security(_ report: DaemonSecurityReport) {
         switch report {
-        case .agreementStarted:
-            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "started")]).increment()
-        case .agreementFinished(_, _, let duration):
-            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "finished")]).increment()
+        case .agreementStarted(let run, _):
+            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "started"), Self.cause(of: run)]).increment()
+        case .agreementFinished(let run, _, let duration):
+            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "finished"), Self.cause(of: run)]).increment()
             let (seconds, attoseconds) = duration.components
-            Timer(label: "cohort_daemon_key_agreement_duration_seconds", preferredDisplayUnit: .seconds)
+            Timer(label: "cohort_daemon_key_agreement_duration_seconds", dimensions: [Self.cause(of: run)], preferredDisplayUnit: .seconds)
                 .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-        case .agreementAbandoned:
-            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "abandoned")]).increment()
+        case .agreementAbandoned(let run):
+            Counter(label: "cohort_daemon_key_agreements_total", dimensions: [("event", "abandoned"), Self.cause(of: run)]).increment()
         case .messageRefused:
             Counter(label: "cohort_security_refused_total", dimensions: [("source", "daemon")]).increment()
         case .groupRekeyed:
@@ -69,6 +69,11 @@ struct DaemonMetrics {
         case .viewWithoutKey:
             viewsWithoutKey.increment()
         }
+    }
+
+    /// Why the daemons agree: a configuration install (run 0) or a refresh by policy.
+    private static func cause(of run: GroupViewID) -> (String, String) {
+        ("cause", run.sequence == 0 ? "configuration" : "refresh")
     }
 
     private static func perService(_ label: String) -> [Counter] {

@@ -286,14 +286,19 @@ final class DaemonRuntime {
     /// rare as configuration changes), refusals at warning, per-group rekeys at debug.
     private func logSecurity(_ report: DaemonSecurityReport) {
         switch report {
-        case .agreementStarted(let configuration, let daemons):
-            logger.info("daemon key agreement started", metadata: ["configuration": "\(configuration)", "daemons": "\(daemons)"])
-        case .agreementFinished(let configuration, let fingerprint, let duration):
-            logger.notice("daemon key agreed", metadata: [
-                "configuration": "\(configuration)", "fingerprint": "\(String(fingerprint, radix: 16))", "duration": "\(duration)",
+        case .agreementStarted(let run, let daemons):
+            logger.info("daemon key agreement started", metadata: [
+                "configuration": "\(run.configuration)", "refresh": "\(run.sequence)", "daemons": "\(daemons)",
             ])
-        case .agreementAbandoned(let configuration):
-            logger.notice("daemon key agreement abandoned for a newer configuration", metadata: ["configuration": "\(configuration)"])
+        case .agreementFinished(let run, let fingerprint, let duration):
+            logger.notice("daemon key agreed", metadata: [
+                "configuration": "\(run.configuration)", "refresh": "\(run.sequence)",
+                "fingerprint": "\(String(fingerprint, radix: 16))", "duration": "\(duration)",
+            ])
+        case .agreementAbandoned(let run):
+            logger.notice("daemon key agreement abandoned for a newer configuration", metadata: [
+                "configuration": "\(run.configuration)", "refresh": "\(run.sequence)",
+            ])
         case .messageRefused(let reason):
             logger.warning("daemon security message refused", metadata: ["reason": "\(reason)"])
         case .groupRekeyed(let group):

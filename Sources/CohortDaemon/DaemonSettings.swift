@@ -78,6 +78,13 @@ public struct DaemonSettings: Sendable {
         if let cipher = configuration.cipher { architectureOptions.cipher = cipher }
         if let group = configuration.daemonKeyAgreementGroup { architectureOptions.daemonKeyAgreementGroup = group }
         architectureOptions.allowsLoopbackTCP = configuration.allowLoopbackTCP
+        if let seconds = configuration.daemonKeyMaxAgeSeconds {
+            guard seconds.isFinite, seconds >= 0, seconds <= 365 * 86_400 else {
+                throw .invalid("daemonKeyMaxAgeSeconds must be between 0 (never) and one year, not \(seconds)")
+            }
+            architectureOptions.daemonKeyMaxAge = seconds == 0 ? nil : .milliseconds(Int64((seconds * 1000).rounded(.up)))
+        }
+        if let bytes = configuration.daemonKeyMaxBytes { architectureOptions.daemonKeyMaxBytes = bytes == 0 ? nil : bytes }
         do {
             try architectureOptions.validate()
         } catch {

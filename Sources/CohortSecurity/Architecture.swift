@@ -118,6 +118,16 @@ public struct ArchitectureOptions: Sendable, Hashable {
     /// Whether a daemon that hands clients keys serves plain TCP clients on the loopback
     /// interface (tests and benchmarks on one host; off by default: only TLS and the Unix socket).
     public var allowsLoopbackTCP = false
+    /// Time-out of the daemons' key K_s: the daemons agree on a fresh one this long after the
+    /// last came into force, and every group gets a `rekey` view (`nil`: never). One hour by
+    /// default.
+    public var daemonKeyMaxAge: Duration? = .seconds(3600)
+    /// Data-out of K_s: a fresh one once the daemons' clients submitted this many bytes of
+    /// sealed data under view keys derived from it (each daemon asks when its own clients reach
+    /// its share, the bound over the number of daemons; `nil`: never). 2^36 bytes (64 GiB) by
+    /// default, far below what AES-256-GCM and ChaCha20-Poly1305 allow under one key, and
+    /// every view has its own key besides.
+    public var daemonKeyMaxBytes: UInt64? = 1 << 36
 
     /// The cipher suites ``cipher`` may name.
     public static var cipherNames: [String] { CipherSuites.names }
@@ -137,6 +147,12 @@ public struct ArchitectureOptions: Sendable, Hashable {
         guard DHGroups.names.contains(daemonKeyAgreementGroup) else {
             throw ArchitectureSetupError(
                 "unknown daemon key agreement group '\(daemonKeyAgreementGroup)'; available: \(DHGroups.names.joined(separator: ", "))")
+        }
+        if let age = daemonKeyMaxAge, age < .milliseconds(1) {
+            throw ArchitectureSetupError("daemon key max age must be at least 1 ms (or unset: no refresh by time), not \(age)")
+        }
+        if daemonKeyMaxBytes == 0 {
+            throw ArchitectureSetupError("daemon key max bytes must be positive (or unset: no refresh by data)")
         }
     }
 }

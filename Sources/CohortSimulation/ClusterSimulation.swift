@@ -145,6 +145,10 @@ public struct ClusterSimulation: Sendable {
         public var vsAbandonedHolds = 0
         /// Security: daemon keys agreed, summed over daemons.
         public var daemonKeys = 0
+        /// Security: daemon keys agreed by a refresh (time-out, data-out), summed over daemons.
+        public var daemonKeyRefreshes = 0
+        /// Security: renewals of every group's view asked for after a refresh.
+        public var viewRenewals = 0
         /// Security: key agreements a newer configuration cut short, summed over daemons.
         public var abandonedAgreements = 0
         /// Security: regular views delivered without a key (their agreement cut short).
@@ -185,6 +189,8 @@ public struct ClusterSimulation: Sendable {
             vsAbandonedHolds += other.vsAbandonedHolds
             daemonKeys += other.daemonKeys
             abandonedAgreements += other.abandonedAgreements
+            daemonKeyRefreshes += other.daemonKeyRefreshes
+            viewRenewals += other.viewRenewals
             keylessViews += other.keylessViews
             refusedSecurityMessages.merge(other.refusedSecurityMessages, uniquingKeysWith: +)
             messagesOpened += other.messagesOpened
@@ -398,6 +404,14 @@ public struct ClusterSimulation: Sendable {
                         detail: "\(node.process) still holds \(node.stage!.heldCount) deliveries for keys after the daemons converged"))
                 }
             }
+            if done {
+                // Quiet: nothing in flight, so an agreement (or a refresh) still open is stuck.
+                for node in nodes where node.ring != nil && node.stage?.engine.isAgreeing == true {
+                    summary.violations.append(EVSViolation(
+                        property: "security-liveness",
+                        detail: "\(node.process) has an unfinished daemon key agreement once the ring is quiet: \(node.stage!.engine.keyEpochDescription ?? "no key")"))
+                }
+            }
         }
         if let traceMember, let log = vsLogs[traceMember] {
             for event in log { print("vs-log \(traceMember): \(event)") }
@@ -472,6 +486,19 @@ public struct ClusterSimulation: Sendable {
                     summary.unsealedSends += 1
                     return
                 }
+            }
+            if nodes[client.daemon].stage != nil {
+                // The daemon admits it as DaemonCore does (a refresh by data-out asks here).
+                var released: [GroupService.Action] = []
+                var effects = SecureDelivery.Effects()
+                do {
+                    try nodes[client.daemon].stage!.admit(&message, from: member, now: instant, into: &released, effects: &effects)
+                } catch {
+                    security.refusedSubmission(error.reason, from: member)
+                    return
+                }
+                if !released.isEmpty { performSecured(client.daemon, released) }
+                perform(client.daemon, effects: effects)
             }
             let delivered = DeliveredMessage(
                 service: message.service, messageType: message.messageType, sender: member, groups: message.groups,
@@ -602,9 +629,10 @@ public struct ClusterSimulation: Sendable {
         }
         for report in effects.reports {
             switch report {
-            case .agreementFinished(let configuration, let fingerprint, _):
+            case .agreementFinished(let run, let fingerprint, _):
                 summary.daemonKeys += 1
-                security.agreed(fingerprint, in: configuration, at: nodes[index].process)
+                if run.sequence > 0 { summary.daemonKeyRefreshes += 1 }
+                security.agreed(fingerprint, in: run, at: nodes[index].process)
             case .agreementAbandoned:
                 summary.abandonedAgreements += 1
             case .messageRefused(let reason):
@@ -621,6 +649,10 @@ public struct ClusterSimulation: Sendable {
         }
         for bytes in effects.broadcasts where nodes[index].ring != nil {
             perform(index, nodes[index].ring!.on(.security(bytes), now: instant))
+        }
+        if effects.renewViews, nodes[index].ring != nil {
+            summary.viewRenewals += 1
+            perform(index, nodes[index].ring!.on(.renewViews, now: instant))
         }
     }
 

@@ -24,10 +24,11 @@ public struct SimulatedArchitecture: Sendable {
     /// The registered `architecture` for daemons `d1`...`d<daemons>` (the simulator's names):
     /// each daemon signs with an Ed25519 key drawn from `seed` and its name, every daemon knows
     /// every other's public key, and each incarnation's engine draws its secrets from `seed`, so
-    /// a run replays exactly.
+    /// a run replays exactly. Without `options`, those of ``options(seed:)``.
     public static func registered(
-        _ architecture: Architecture, daemons: Int, seed: UInt64, options: ArchitectureOptions = ArchitectureOptions()
+        _ architecture: Architecture, daemons: Int, seed: UInt64, options: ArchitectureOptions? = nil
     ) throws(ArchitectureSetupError) -> SimulatedArchitecture {
+        let options = options ?? Self.options(seed: seed)
         var keys: [String: SigningKey] = [:]
         for index in 1...max(1, daemons) {
             var random = SeededRandom(seed: seed ^ (0x4441_454D_4F4E_0000 &+ UInt64(index)))
@@ -58,11 +59,31 @@ public struct SimulatedArchitecture: Sendable {
     }
 }
 
+extension SimulatedArchitecture {
+    /// The architecture options of a run of `seed`: the defaults, except for the daemons' key
+    /// refresh policy, so that refreshes happen within a run's few simulated seconds: a third
+    /// of the seeds refresh by time-out (every 150, 300 or 600 ms), a third by data-out (after
+    /// 4, 16 or 64 KiB of sealed data), a third never within a run.
+    public static func options(seed: UInt64) -> ArchitectureOptions {
+        var random = SeededRandom(seed: seed ^ 0x5245_4652_4553_4800)
+        var options = ArchitectureOptions()
+        switch random.next() % 3 {
+        case 0:
+            options.daemonKeyMaxAge = .milliseconds([150, 300, 600].randomElement(using: &random)!)
+        case 1:
+            options.daemonKeyMaxBytes = [4, 16, 64].randomElement(using: &random)! * 1024
+        default:
+            break
+        }
+        return options
+    }
+}
+
 /// The security checker of the simulator (docs/simulation.md, "Security"): fed on every daemon
 /// key, every view a daemon delivers and every view and message a client's architecture
 /// takes, it finds
-/// * two daemons of one regular configuration with different daemon keys, or one key in two
-///   configurations;
+/// * two daemons with different daemon keys for one agreement (a configuration's, or one of
+///   its refreshes), or one key for two agreements;
 /// * two recipients of one group view with different keys, a key for a member not in the view,
 ///   one key for two views, a VS view installed without a key;
 /// * a regular view delivered with no key by a daemon whose configuration is the view's
@@ -70,9 +91,10 @@ public struct SimulatedArchitecture: Sendable {
 /// * a delivered message that does not open (refused, not just not for this member).
 struct SecurityMonitor {
     private(set) var violations: [EVSViolation] = []
-    /// Daemon key fingerprints by configuration, and configurations by fingerprint.
-    private var fingerprints: [ConfigurationID: UInt64] = [:]
-    private var configurations: [UInt64: ConfigurationID] = [:]
+    /// Daemon key fingerprints by agreement (configuration and refresh), and agreements by
+    /// fingerprint.
+    private var fingerprints: [GroupViewID: UInt64] = [:]
+    private var runs: [UInt64: GroupViewID] = [:]
     /// View keys by group view, and group views by key.
     private var viewKeys: [String: ViewKey] = [:]
     private var keyViews: [[UInt8]: String] = [:]
@@ -90,16 +112,21 @@ struct SecurityMonitor {
         if violations.count < 50 { violations.append(EVSViolation(property: property, detail: detail)) }
     }
 
-    /// A daemon agreed on the key of `configuration`.
-    mutating func agreed(_ fingerprint: UInt64, in configuration: ConfigurationID, at daemon: String) {
-        if let known = fingerprints[configuration], known != fingerprint {
-            fail("security-daemon-key", "\(daemon) agreed on key \(fingerprint) in \(configuration); another daemon of it on \(known)")
+    /// A daemon agreed on the key of `run` (a configuration, and which refresh in it).
+    mutating func agreed(_ fingerprint: UInt64, in run: GroupViewID, at daemon: String) {
+        if let known = fingerprints[run], known != fingerprint {
+            fail("security-daemon-key", "\(daemon) agreed on key \(fingerprint) in \(run); another daemon of it on \(known)")
         }
-        if let other = configurations[fingerprint], other != configuration {
-            fail("security-daemon-key", "\(daemon) agreed on the key of \(other) again in \(configuration)")
+        if let other = runs[fingerprint], other != run {
+            fail("security-daemon-key", "\(daemon) agreed on the key of \(other) again in \(run)")
         }
-        fingerprints[configuration] = fingerprint
-        configurations[fingerprint] = configuration
+        fingerprints[run] = fingerprint
+        runs[fingerprint] = run
+    }
+
+    /// A daemon refused a client's submission that its client hooks had sealed.
+    mutating func refusedSubmission(_ reason: String, from member: MemberID) {
+        fail("security-admit", "the daemon refused \(member)'s sealed message: \(reason)")
     }
 
     /// A daemon whose current regular configuration is `current` delivers `view` to `recipients`.

@@ -104,6 +104,8 @@ struct SimulateCommand: ParsableCommand {
         if architectureName != Architecture.plain.name {
             object["daemon_keys"] = totals.daemonKeys
             object["abandoned_agreements"] = totals.abandonedAgreements
+            object["daemon_key_refreshes"] = totals.daemonKeyRefreshes
+            object["view_renewals"] = totals.viewRenewals
             object["keyless_views"] = totals.keylessViews
             object["messages_opened"] = totals.messagesOpened
             object["unsealed_sends"] = totals.unsealedSends

@@ -54,6 +54,12 @@ struct CohortDaemonCommand: AsyncParsableCommand {
     @Flag(help: "Serve plain TCP clients on loopback under an architecture that hands out keys (tests on one host).")
     var allowLoopbackTcp = false
 
+    @Option(help: "Refresh the daemons' shared key after this many seconds (0: never; default 3600).")
+    var daemonKeyMaxAge: Double?
+
+    @Option(help: "Refresh the daemons' shared key after this many bytes of sealed client data (0: never; default 2^36).")
+    var daemonKeyMaxBytes: UInt64?
+
     @Option(help: "Serve Prometheus metrics on this port (GET /metrics).")
     var metricsPort: Int?
 
@@ -111,6 +117,8 @@ struct CohortDaemonCommand: AsyncParsableCommand {
         if let cipher { configuration.cipher = cipher }
         if let daemonKeyAgreementGroup { configuration.daemonKeyAgreementGroup = daemonKeyAgreementGroup }
         if allowLoopbackTcp { configuration.allowLoopbackTCP = true }
+        if let daemonKeyMaxAge { configuration.daemonKeyMaxAgeSeconds = daemonKeyMaxAge }
+        if let daemonKeyMaxBytes { configuration.daemonKeyMaxBytes = daemonKeyMaxBytes }
         if let metricsPort { configuration.metricsPort = metricsPort }
         if let logLevel { configuration.logLevel = logLevel }
         if let auth { configuration.authMethods = auth.split(separator: ",").map { String($0) } }

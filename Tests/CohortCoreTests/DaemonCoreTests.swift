@@ -5,8 +5,9 @@ import Testing
 /// every delivery through the security stage).
 struct RefusingEngine: DaemonSecurityEngine {
     var architectureName: String { "refusing" }
-    func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {
+    func admit(_ message: inout OutgoingMessage, from sender: MemberID, now: Instant) throws(ArchitectureError) -> [DaemonSecurityAction] {
         if message.payload.first == 0xFF { throw ArchitectureError("no 0xFF") }
+        return []
     }
 }
 

@@ -67,6 +67,66 @@ struct IntegratedVSEndToEndTests {
         let epochs = try await cluster.members.asyncMap { try await cluster.status(of: $0.name).daemonKeyEpoch }
         #expect(epochs[0] != nil && epochs[0] == epochs[1], "\(epochs)")
     }
+
+    @Test("a refresh by time-out: every member gets a rekey view of the same members with a new key id, and messages before and after it all open, in order")
+    func refreshByTimeOut() async throws {
+        let cluster = try await LocalCluster.start(
+            daemons: 2, basePort: try LocalCluster.freePorts(4), architecture: Architecture.integratedVS.name,
+            daemonExecutable: ProcessTests.cohortd, adjust: { $0.daemonKeyMaxAgeSeconds = 1 })
+        defer { Task { await cluster.stop() } }
+        let before = try await cluster.status(of: "d1").daemonKeyEpoch
+        let half = 50
+        let outcomes = try await withThrowingTaskGroup(of: (keyIDs: [UInt32], rekeys: Int, texts: [String]).self) { tasks in
+            for (index, name) in ["a", "b"].enumerated() {
+                var options = ConnectionOptions(name: name)
+                options.architecture = .integratedVS
+                let address = cluster.members[index].localAddress
+                tasks.addTask {
+                    try await CohortClient.withConnection(to: address, options: options) { connection in
+                        try await connection.join("secure")
+                        var keyIDs: [UInt32] = []
+                        var rekeys = 0
+                        var texts: [String] = []
+                        func send(_ range: Range<Int>) async throws {
+                            try await connection.multicast(batch: try range.map { try connection.message(Array("m\($0)".utf8), to: ["secure"]) })
+                        }
+                        var events = connection.events.makeAsyncIterator()
+                        while texts.count < 2 * half || rekeys == 0, let event = try await events.next() {
+                            switch event {
+                            case .view(let view) where view.members.count == 2:
+                                if let id = view.key?.keyID { keyIDs.append(id) }
+                                if view.cause == .rekey {
+                                    #expect(view.changed.isEmpty && view.continuing.count == 2, "a rekey view keeps its members")
+                                    rekeys += 1
+                                    if name == "a", rekeys == 1 { try await send(half..<(2 * half)) }
+                                } else if name == "a", keyIDs.count == 1 {
+                                    try await send(0..<half)
+                                }
+                            case .message(let message):
+                                texts.append(String(decoding: message.payload, as: UTF8.self))
+                            case .error(let code, let reason):
+                                Issue.record("\(name): error \(code): \(reason)")
+                            default:
+                                break
+                            }
+                        }
+                        return (keyIDs, rekeys, texts)
+                    }
+                }
+            }
+            var all: [(keyIDs: [UInt32], rekeys: Int, texts: [String])] = []
+            for try await outcome in tasks { all.append(outcome) }
+            return all
+        }
+        for outcome in outcomes {
+            #expect(outcome.texts == (0..<(2 * half)).map { "m\($0)" })
+            #expect(outcome.rekeys >= 1 && outcome.keyIDs.count >= 2)
+            #expect(zip(outcome.keyIDs, outcome.keyIDs.dropFirst()).allSatisfy { $0 != $1 }, "each view has a key of its own: \(outcome.keyIDs)")
+        }
+        let after = try await cluster.members.asyncMap { try await cluster.status(of: $0.name).daemonKeyEpoch }
+        #expect(after[0] == after[1] && after[0] != before, "\(String(describing: before)) then \(after)")
+        #expect(after[0]?.contains("(refresh ") == true, "\(after)")
+    }
 }
 
 extension Array {

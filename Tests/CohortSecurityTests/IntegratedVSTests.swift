@@ -18,8 +18,8 @@ struct IntegratedVSTests {
 
     static func daemon(_ name: String) -> DaemonID { DaemonID(name: name, incarnation: 1) }
 
-    static func engine(_ name: String, key: SigningKey? = nil, seed: UInt64 = 1) throws -> Engine {
-        try Engine(daemonName: name, signingKey: key ?? signingKeys[name]!, publicKeys: publicKeys, options: ArchitectureOptions(),
+    static func engine(_ name: String, key: SigningKey? = nil, seed: UInt64 = 1, options: ArchitectureOptions = ArchitectureOptions()) throws -> Engine {
+        try Engine(daemonName: name, signingKey: key ?? signingKeys[name]!, publicKeys: publicKeys, options: options,
                    random: SeededRandom(seed: seed &+ UInt64(name.utf8.last!)))
     }
 
@@ -35,6 +35,10 @@ struct IntegratedVSTests {
         var engines: [String: Engine]
         var queue: [(from: String, bytes: [UInt8])] = []
         var reports: [String: [DaemonSecurityReport]] = [:]
+        /// The last timer each engine armed.
+        var timers: [String: UInt64] = [:]
+        /// How often each engine asked for every group's view to be renewed.
+        var renewals: [String: Int] = [:]
         var now = Instant(nanoseconds: 1_000)
 
         mutating func perform(_ actions: [DaemonSecurityAction], at name: String) {
@@ -42,9 +46,20 @@ struct IntegratedVSTests {
                 switch action {
                 case .broadcast(let bytes): queue.append((name, bytes))
                 case .report(let report): reports[name, default: []].append(report)
-                case .armTimer, .keysChanged: break
+                case .armTimer(let token, _): timers[name] = token
+                case .renewGroupViews: renewals[name, default: 0] += 1
+                case .keysChanged: break
                 }
             }
+        }
+
+        /// The fingerprints each daemon reported for the agreement `run`.
+        func fingerprints(of run: GroupViewID) -> [String: UInt64] {
+            var found: [String: UInt64] = [:]
+            for (name, list) in reports {
+                for case .agreementFinished(run, let fingerprint, _) in list { found[name] = fingerprint }
+            }
+            return found
         }
 
         mutating func install(_ configuration: RingConfiguration) {
@@ -90,8 +105,8 @@ struct IntegratedVSTests {
         var fingerprints: Set<UInt64> = []
         for name in Self.names {
             #expect(ring.engines[name]!.isReady(epoch))
-            for case .agreementFinished(let configuration, let fingerprint, _) in ring.reports[name] ?? [] {
-                #expect(configuration == epoch)
+            for case .agreementFinished(let run, let fingerprint, _) in ring.reports[name] ?? [] {
+                #expect(run == GroupViewID(configuration: epoch, sequence: 0))
                 fingerprints.insert(fingerprint)
             }
             #expect(ring.engines[name]!.keyEpochDescription?.hasPrefix(epoch.description) == true)
@@ -122,7 +137,7 @@ struct IntegratedVSTests {
         ring.install(Self.configuration(3, ["d1", "d2"]))
         let second = Self.configuration(3, ["d1", "d2"]).ring.configurationID
         for name in ["d1", "d2"] {
-            #expect(ring.reports[name]!.contains(.agreementAbandoned(configuration: first.ring.configurationID)))
+            #expect(ring.reports[name]!.contains(.agreementAbandoned(run: GroupViewID(configuration: first.ring.configurationID, sequence: 0))))
             #expect(ring.engines[name]!.isReady(first.ring.configurationID), "the old configuration's deliveries go (without keys)")
             #expect(!ring.engines[name]!.isReady(second))
         }
@@ -241,11 +256,125 @@ struct IntegratedVSTests {
         var engine = try Self.engine("d1")
         let sender = try MemberID(name: "a", daemon: "d1")
         var two = OutgoingMessage(service: .agreed, groups: [Self.group, try GroupName("other")], payload: [UInt8](repeating: 0, count: 40))
-        #expect(throws: ArchitectureError.self) { try engine.admit(&two, from: sender) }
+        let now = Instant(nanoseconds: 1)
+        #expect(throws: ArchitectureError.self) { try engine.admit(&two, from: sender, now: now) }
         var short = OutgoingMessage(service: .agreed, groups: [Self.group], payload: [1, 2, 3])
-        #expect(throws: ArchitectureError.self) { try engine.admit(&short, from: sender) }
+        #expect(throws: ArchitectureError.self) { try engine.admit(&short, from: sender, now: now) }
         var fine = OutgoingMessage(service: .agreed, groups: [Self.group], payload: [UInt8](repeating: 0, count: 40))
-        try engine.admit(&fine, from: sender)
+        #expect(try engine.admit(&fine, from: sender, now: now).isEmpty)
+    }
+
+    // MARK: - Refresh by policy
+
+    /// Three daemons with `options` that agreed on their configuration's key.
+    static func keyedRing(options: ArchitectureOptions) throws -> (ring: Ring, epoch: ConfigurationID) {
+        var ring = Ring(engines: try Dictionary(uniqueKeysWithValues: names.map { ($0, try engine($0, options: options)) }))
+        let config = configuration(2, names)
+        ring.install(config)
+        ring.run(names)
+        return (ring, config.ring.configurationID)
+    }
+
+    @Test("time-out: one daemon's timer refreshes the key at every daemon alike, where the last ready is ordered; one renewal of the views is asked for")
+    func refreshByTimeOut() throws {
+        var options = ArchitectureOptions()
+        options.daemonKeyMaxAge = .seconds(60)
+        var (ring, epoch) = try Self.keyedRing(options: options)
+        let first = GroupViewID(configuration: epoch, sequence: 0)
+        let second = GroupViewID(configuration: epoch, sequence: 1)
+        let before = ring.keyOf("d1", view: Self.view(2), epoch: epoch)
+        #expect(before != nil)
+        #expect(Set(ring.fingerprints(of: first).values).count == 1)
+        #expect(ring.timers.count == 3, "every daemon arms the key's time-out")
+
+        // A stale token does nothing; d2's own does.
+        #expect(ring.engines["d2"]!.on(.timerFired(ring.timers["d2"]! &+ 7), now: ring.now).isEmpty)
+        ring.perform(ring.engines["d2"]!.on(.timerFired(ring.timers["d2"]!), now: ring.now), at: "d2")
+        #expect(ring.queue.count == 1 && ring.queue[0].bytes[0] == 0x02, "a request is ordered")
+        // d3's timer fires too before the request is delivered: it asks as well; the second
+        // request is moot.
+        ring.perform(ring.engines["d3"]!.on(.timerFired(ring.timers["d3"]!), now: ring.now), at: "d3")
+        ring.run(Self.names)
+
+        let refreshed = ring.fingerprints(of: second)
+        #expect(refreshed.count == 3 && Set(refreshed.values).count == 1, "every daemon has one refreshed key: \(refreshed)")
+        #expect(refreshed["d1"] != ring.fingerprints(of: first)["d1"])
+        #expect(ring.renewals.values.reduce(0, +) == 1, "one daemon asks for the renewal: \(ring.renewals)")
+        let after = Self.names.map { ring.keyOf($0, view: Self.view(2), epoch: epoch) }
+        #expect(after.allSatisfy { $0 == after[0] } && after[0] != before, "new views get the new key everywhere")
+        for name in Self.names {
+            #expect(ring.engines[name]!.keyEpochDescription?.contains("(refresh 1)") == true)
+            #expect(!(ring.reports[name] ?? []).contains { if case .messageRefused = $0 { true } else { false } })
+        }
+    }
+
+    @Test("data-out: a daemon asks once its clients submitted its share of the bytes, and once only")
+    func refreshByDataOut() throws {
+        var options = ArchitectureOptions()
+        options.daemonKeyMaxAge = nil
+        options.daemonKeyMaxBytes = 300
+        var (ring, _) = try Self.keyedRing(options: options)
+        #expect(ring.timers.isEmpty, "no time-out, no timer")
+        let sender = try MemberID(name: "a", daemon: "d1")
+        var asked: [Int] = []
+        for index in 0..<6 {
+            var message = OutgoingMessage(service: .agreed, groups: [Self.group], payload: [UInt8](repeating: 0, count: 40))
+            let actions = try ring.engines["d1"]!.admit(&message, from: sender, now: ring.now)
+            if !actions.isEmpty { asked.append(index) }
+            ring.perform(actions, at: "d1")
+        }
+        // d1's share is 300 / 3 daemons = 100 bytes: the third message reaches it.
+        #expect(asked == [2])
+        ring.run(Self.names)
+        let refreshed = ring.fingerprints(of: GroupViewID(configuration: Self.configuration(2, Self.names).ring.configurationID, sequence: 1))
+        #expect(refreshed.count == 3 && Set(refreshed.values).count == 1)
+    }
+
+    @Test("a configuration change cuts a refresh short; a forged request is refused; readies ordered in the transitional configuration still count")
+    func refreshCutShortAndForged() throws {
+        var options = ArchitectureOptions()
+        options.daemonKeyMaxAge = .seconds(60)
+        var (ring, epoch) = try Self.keyedRing(options: options)
+        // Forged: d2's real request with one bit of its signature flipped.
+        ring.perform(ring.engines["d2"]!.on(.timerFired(ring.timers["d2"]!), now: ring.now), at: "d2")
+        var forged = ring.queue.removeFirst().bytes
+        forged[forged.count - 1] ^= 1
+        for name in Self.names {
+            let actions = ring.engines[name]!.on(.daemonMessage(forged, from: Self.daemon("d2")), now: ring.now)
+            #expect(actions.contains { if case .report(.messageRefused) = $0 { true } else { false } })
+            #expect(!actions.contains { if case .report(.agreementStarted) = $0 { true } else { false } })
+        }
+
+        // d2 asked already for this key: its timer does not ask again; d1's does.
+        #expect(ring.engines["d2"]!.on(.timerFired(ring.timers["d2"]!), now: ring.now).isEmpty)
+        ring.perform(ring.engines["d1"]!.on(.timerFired(ring.timers["d1"]!), now: ring.now), at: "d1")
+        // Deliver up to the readies, then a transitional configuration before the last ready:
+        // the refresh still completes where its last ready is ordered.
+        ring.run(Self.names, limit: 2)
+        let pending = ring.queue
+        ring.queue = []
+        for name in Self.names { ring.perform(ring.engines[name]!.on(.configurationInstalled(Self.configuration(3, Self.names, from: 2)), now: ring.now), at: name) }
+        ring.queue = pending
+        ring.run(Self.names)
+        let second = GroupViewID(configuration: epoch, sequence: 1)
+        #expect(ring.fingerprints(of: second).count == 3 && Set(ring.fingerprints(of: second).values).count == 1)
+
+        // The regular configuration after it agrees afresh; a refresh in it that a further
+        // regular install cuts short is reported abandoned, and the newest configuration agrees.
+        let third = Self.configuration(3, Self.names)
+        ring.install(third)
+        ring.run(Self.names)
+        ring.perform(ring.engines["d3"]!.on(.timerFired(ring.timers["d3"]!), now: ring.now), at: "d3")
+        ring.run(Self.names, limit: 1)
+        ring.queue = []
+        let fourth = Self.configuration(4, Self.names)
+        ring.install(fourth)
+        ring.run(Self.names)
+        for name in Self.names {
+            #expect(ring.reports[name]!.contains(.agreementAbandoned(run: GroupViewID(configuration: third.ring.configurationID, sequence: 1))))
+            #expect(ring.engines[name]!.isReady(fourth.ring.configurationID))
+        }
+        #expect(Set(ring.fingerprints(of: GroupViewID(configuration: fourth.ring.configurationID, sequence: 0)).values).count == 1)
     }
 
     // MARK: - Client hooks

@@ -9,7 +9,9 @@
 /// * hold every delivery to local clients from a regular configuration install until its keys are
 ///   ready (``isReady(_:)``), so clients see a delay and no new API;
 /// * attach key material to the views it releases (``secure(_:createdIn:)``);
-/// * refuse a client's link (``refusal(of:)``) or message (``admit(_:from:)``).
+/// * refuse a client's link (``refusal(of:)``) or message (``admit(_:from:now:)``);
+/// * renew every group's view at one place of the total order (``DaemonSecurityAction/renewGroupViews``),
+///   when it refreshed the keys views carry.
 ///
 /// The engine runs inside the daemon core's event: no I/O, no clock (``Instant``s are given), no
 /// randomness but what its maker injected. `plain` is ``PlainDaemonSecurity``, the identity.
@@ -29,12 +31,19 @@ public protocol DaemonSecurityEngine: Sendable {
     /// Attaches key material to a view created in `epoch`, once ``isReady(_:)`` says so.
     mutating func secure(_ view: inout GroupView, createdIn epoch: ConfigurationID)
     /// Inspects or transforms a client submission before it is ordered; throwing refuses it.
-    mutating func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError)
+    /// What it answers is performed as for ``on(_:now:)`` (e.g. a refresh asked for once keys
+    /// have sealed enough data); on the message path it answers nothing. (No default: an
+    /// engine whose `admit` missed this signature would silently admit everything.)
+    mutating func admit(_ message: inout OutgoingMessage, from sender: MemberID, now: Instant) throws(ArchitectureError) -> [DaemonSecurityAction]
     /// Transforms an ordered message once before it is delivered to local members.
     mutating func prepareDelivery(_ message: inout DeliveredMessage)
     /// The daemons' shared key in force, for `cohort status` (the configuration it belongs to
     /// and a fingerprint, never the key); `nil` for architectures without one.
     var keyEpochDescription: String? { get }
+    /// Whether an agreement of the daemons is unfinished: running, or its key not yet known to
+    /// be held by every daemon. Once the ring is quiet this must be false (the simulator's
+    /// liveness check).
+    var isAgreeing: Bool { get }
 }
 
 extension DaemonSecurityEngine {
@@ -42,9 +51,9 @@ extension DaemonSecurityEngine {
     public mutating func on(_ event: DaemonSecurityEvent, now: Instant) -> [DaemonSecurityAction] { [] }
     public func isReady(_ epoch: ConfigurationID) -> Bool { true }
     public mutating func secure(_ view: inout GroupView, createdIn epoch: ConfigurationID) {}
-    public mutating func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {}
     public mutating func prepareDelivery(_ message: inout DeliveredMessage) {}
     public var keyEpochDescription: String? { nil }
+    public var isAgreeing: Bool { false }
 }
 
 /// Inputs of a ``DaemonSecurityEngine``.
@@ -67,6 +76,11 @@ public enum DaemonSecurityAction: Sendable {
     case armTimer(UInt64, after: Duration)
     /// ``DaemonSecurityEngine/isReady(_:)`` may have changed: held deliveries are retried.
     case keysChanged
+    /// Order one renewal of every group's view (``GroupService/Event/renewViews``): the keys
+    /// new views get changed at a place of the total order common to every daemon, and the
+    /// views in force still carry the old ones. One daemon of the configuration asks; every
+    /// daemon applies it where it is ordered.
+    case renewGroupViews
     /// Something for the log and the shared metrics (docs/metrics.md).
     case report(DaemonSecurityReport)
 }
@@ -74,13 +88,14 @@ public enum DaemonSecurityAction: Sendable {
 /// What a daemon security engine reports, in the vocabulary every architecture shares
 /// (docs/metrics.md).
 public enum DaemonSecurityReport: Sendable, Hashable {
-    /// The daemons of `configuration` began agreeing on their shared key.
-    case agreementStarted(configuration: ConfigurationID, daemons: Int)
+    /// The daemons began agreeing on their shared key. `run` names the agreement: its
+    /// configuration, and 0 for the one at the install or n for the n-th refresh by policy.
+    case agreementStarted(run: GroupViewID, daemons: Int)
     /// They agreed: `fingerprint` names the key (a hash, never the key) and `duration` runs
-    /// from the install to the key.
-    case agreementFinished(configuration: ConfigurationID, fingerprint: UInt64, duration: Duration)
-    /// A newer configuration cut the agreement of `configuration` short.
-    case agreementAbandoned(configuration: ConfigurationID)
+    /// from the install (or the refresh request) to the key in force.
+    case agreementFinished(run: GroupViewID, fingerprint: UInt64, duration: Duration)
+    /// A newer configuration cut the agreement `run` short.
+    case agreementAbandoned(run: GroupViewID)
     /// A daemon's message of the architecture was refused (forged, replayed, stale, malformed).
     case messageRefused(reason: String)
     /// A group view got its key.
@@ -95,4 +110,5 @@ public struct PlainDaemonSecurity: DaemonSecurityEngine {
     /// Creates the engine.
     public init() {}
     public var architectureName: String { "plain" }
+    public func admit(_ message: inout OutgoingMessage, from sender: MemberID, now: Instant) throws(ArchitectureError) -> [DaemonSecurityAction] { [] }
 }

@@ -16,12 +16,15 @@ public struct SecureDelivery: Sendable {
         public var timers: [(token: UInt64, after: Duration)] = []
         /// Reports for the log, the metrics and the checkers.
         public var reports: [DaemonSecurityReport] = []
+        /// Whether to order a renewal of every group's view (``GroupService/Event/renewViews``),
+        /// after the broadcasts.
+        public var renewViews = false
 
         /// No effects.
         public init() {}
 
         /// Whether there is nothing to do.
-        public var isEmpty: Bool { broadcasts.isEmpty && timers.isEmpty && reports.isEmpty }
+        public var isEmpty: Bool { broadcasts.isEmpty && timers.isEmpty && reports.isEmpty && !renewViews }
     }
 
     /// The architecture's daemon side.
@@ -86,10 +89,15 @@ public struct SecureDelivery: Sendable {
         run(.timerFired(token), now: now, into: &actions, effects: &effects)
     }
 
-    /// Inspects a client submission (``DaemonSecurityEngine/admit(_:from:)``).
-    public mutating func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {
+    /// Inspects a client submission (``DaemonSecurityEngine/admit(_:from:now:)``); deliveries
+    /// it released go to `actions`.
+    public mutating func admit(
+        _ message: inout OutgoingMessage, from sender: MemberID, now: Instant,
+        into actions: inout [GroupService.Action], effects: inout Effects
+    ) throws(ArchitectureError) {
         guard !passThrough else { return }
-        try engine.admit(&message, from: sender)
+        let answered = try engine.admit(&message, from: sender, now: now)
+        if !answered.isEmpty { perform(answered, into: &actions, effects: &effects) }
     }
 
     /// Transforms an ordered message before local delivery (``DaemonSecurityEngine/prepareDelivery(_:)``).
@@ -110,12 +118,18 @@ public struct SecureDelivery: Sendable {
 
     /// Feeds the engine and performs what it answers: released deliveries go to `output`.
     private mutating func run(_ event: DaemonSecurityEvent, now: Instant, into output: inout [GroupService.Action], effects: inout Effects) {
-        for action in engine.on(event, now: now) {
+        perform(engine.on(event, now: now), into: &output, effects: &effects)
+    }
+
+    /// Performs what the engine answered: released deliveries go to `output`.
+    private mutating func perform(_ answered: [DaemonSecurityAction], into output: inout [GroupService.Action], effects: inout Effects) {
+        for action in answered {
             switch action {
             case .broadcast(let bytes): effects.broadcasts.append(bytes)
             case .armTimer(let token, let after): effects.timers.append((token, after))
             case .report(let report): effects.reports.append(report)
             case .keysChanged: release(into: &output, effects: &effects)
+            case .renewGroupViews: effects.renewViews = true
             }
         }
     }

@@ -46,7 +46,7 @@ public struct AuthenticationThrottle: Sendable {
         guard let bucket = refilled(source, now: now) else { return nil }
         buckets[source] = bucket.tokens >= settings.failuresBurst ? nil : bucket
         guard bucket.tokens == 0 else { return nil }
-        let elapsed = Duration.nanoseconds(Int64(clamping: now.nanoseconds - min(now.nanoseconds, bucket.updated.nanoseconds)))
+        let elapsed = now - bucket.updated
         return settings.refillInterval - elapsed
     }
 

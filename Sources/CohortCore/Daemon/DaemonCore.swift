@@ -600,12 +600,15 @@ public struct DaemonCore: Sendable {
             return
         }
         var message = message
+        var released: [GroupService.Action] = []
+        var effects = SecureDelivery.Effects()
         do {
-            try security.admit(&message, from: member)
+            try security.admit(&message, from: member, now: now, into: &released, effects: &effects)
         } catch {
             actions.append(.send(.error(.architectureRefused, fatal: false, reason: error.reason), to: session))
             return
         }
+        if !released.isEmpty || !effects.isEmpty { dispatch(&released, effects: effects, now: now, into: &actions) }
         drive(.multicast(DeliveredMessage(
             service: message.service, messageType: message.messageType, sender: member,
             groups: message.groups, payload: message.payload)), now: now, into: &actions)
@@ -676,6 +679,7 @@ public struct DaemonCore: Sendable {
                 for report in effects.reports { actions.append(.security(report)) }
                 for timer in effects.timers { actions.append(.armTimer(.security(timer.token), after: timer.after)) }
                 for bytes in effects.broadcasts { drive(.security(bytes), now: now, into: &actions) }
+                if effects.renewViews { drive(.renewViews, now: now, into: &actions) }
             }
         }
         for index in groupActions.indices {

@@ -34,6 +34,11 @@ public struct GroupService: Sendable {
         /// (``DaemonSecurityAction/broadcast(_:)``): ordered at once, even while the state
         /// exchange holds client operations (the daemons' key agreement runs meanwhile).
         case security([UInt8])
+        /// Give every group a view with the same members and a new id (cause ``ViewCause/rekey``),
+        /// at this item's place in the total order: the security architecture refreshed the
+        /// keys its views carry (``DaemonSecurityAction/renewGroupViews``). Ordered at once like
+        /// ``security(_:)``; applied after the state exchange if one is open.
+        case renewViews
     }
 
     /// Outputs, performed by the driver in order.
@@ -170,6 +175,9 @@ public struct GroupService: Sendable {
             submitted += 1
             let item = RingItem(service: .agreed, payload: GroupOperation.security(bytes).encoded(sequence: submitted))
             drive(.submitControl(item), now: now, into: &actions)
+        case .renewViews:
+            submitted += 1
+            drive(.submitControl(RingItem(service: .agreed, payload: GroupOperation.renew.encoded(sequence: submitted))), now: now, into: &actions)
         }
     }
 
@@ -297,6 +305,17 @@ public struct GroupService: Sendable {
             // A state item of an exchange that completed without it (its sender left): stale.
             // (Security items never get here.)
             return
+        case .renew:
+            // Only a daemon of the configuration renews (a stale item of one that left is ignored).
+            guard currentDaemons.contains(origin.daemon.name) else { return }
+            let viewID = GroupViewID(configuration: table.configuration, sequence: nextViewSequence(viewSequence))
+            for group in table.renew(viewID: viewID) {
+                let members = table.members(of: group)
+                let local = members.filter { $0.isOn(daemon: me.name) }
+                guard !local.isEmpty else { continue }
+                let view = GroupView(group: group, viewID: viewID, members: members, cause: .rekey, changed: [], continuing: members)
+                actions.append(.view(view, to: local))
+            }
         case .message(let message):
             let recipients = localRecipients(of: message)
             guard !recipients.isEmpty else { return }
@@ -431,9 +450,9 @@ public struct GroupService: Sendable {
         transitionalViews = nil
         exchange = StateExchange(configuration: configuration, expected: Set(configuration.members))
         // The client items not yet broadcast wait for the exchange too, before those held
-        // already (a state item, or a security message, of a configuration cut short is stale:
-        // it goes).
-        let unsent = ring.withdrawPending().filter { !GroupOperation.isState($0.payload) && !GroupOperation.isSecurity($0.payload) }
+        // already (a state item, a security message or a renewal of a configuration cut short
+        // is stale: it goes).
+        let unsent = ring.withdrawPending().filter { !GroupOperation.isOfConfiguration($0.payload) }
         held.insert(contentsOf: unsent, at: 0)
         noteHeld(into: &actions)
         let memberships = ownMemberships.keys.sorted().map { (group: $0, members: ownMemberships[$0]!) }
@@ -530,8 +549,10 @@ enum GroupOperation: Sendable {
     case state(configuration: ConfigurationID, [(group: GroupName, members: [MemberID])])
     /// A message of the security architecture among the daemons (opaque here).
     case security([UInt8])
+    /// Every group gets a new view of the same members (``GroupService/Event/renewViews``).
+    case renew
 
-    private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state, security }
+    private enum Kind: UInt8 { case join = 1, leave, disconnect, message, state, security, renew }
 
     /// Most bytes of a security message.
     static let securityBytesMax = 64 * 1024
@@ -541,9 +562,12 @@ enum GroupOperation: Sendable {
         payload.count > 8 && payload[payload.startIndex + 8] == Kind.state.rawValue
     }
 
-    /// Whether an encoded item is a security message.
-    static func isSecurity(_ payload: ArraySlice<UInt8>) -> Bool {
-        payload.count > 8 && payload[payload.startIndex + 8] == Kind.security.rawValue
+    /// Whether an encoded item belongs to the configuration it was submitted in: a state item,
+    /// a security message or a renewal (a newer configuration makes its own).
+    static func isOfConfiguration(_ payload: ArraySlice<UInt8>) -> Bool {
+        guard payload.count > 8 else { return false }
+        let kind = payload[payload.startIndex + 8]
+        return kind == Kind.state.rawValue || kind == Kind.security.rawValue || kind == Kind.renew.rawValue
     }
 
     /// The client the operation comes from (none for a state item).
@@ -551,7 +575,7 @@ enum GroupOperation: Sendable {
         switch self {
         case .join(let member, _), .leave(let member, _), .disconnect(let member): member
         case .message(let message): message.sender
-        case .state, .security: nil
+        case .state, .security, .renew: nil
         }
     }
 
@@ -588,6 +612,8 @@ enum GroupOperation: Sendable {
         case .security(let bytes):
             writer.write(Kind.security.rawValue)
             writer.writeBlob(bytes)
+        case .renew:
+            writer.write(Kind.renew.rawValue)
         }
         return writer.bytes
     }
@@ -648,6 +674,8 @@ enum GroupOperation: Sendable {
                     operation = .state(configuration: configuration, memberships)
                 case .security:
                     operation = .security(try reader.readBlob(bytesMax: securityBytesMax))
+                case .renew:
+                    operation = .renew
                 }
                 try reader.expectEnd()
                 return (sequence, operation, payloadRange)

@@ -154,6 +154,14 @@ extension GroupTable {
         }
     }
 
+    /// Stamps every group with `viewID`, its members unchanged (a renewal of the groups' keys);
+    /// returns the groups, by name.
+    public mutating func renew(viewID: GroupViewID) -> [GroupName] {
+        let names = groups.keys.sorted()
+        for name in names { groups[name]!.viewID = viewID }
+        return names
+    }
+
     /// Replaces every group's membership by `members` (groups absent from it become empty),
     /// stamping changed groups, and the non-empty groups of `renewing`, with `viewID`; returns
     /// those groups, with their members before.

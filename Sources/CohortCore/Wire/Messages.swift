@@ -51,6 +51,9 @@ public enum ViewCause: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case disconnect = 3
     /// The daemon configuration changed (partition, merge, crash).
     case network = 4
+    /// The membership is unchanged; the view renews the group's key (a refresh of the daemons'
+    /// key by policy, docs/architectures.md).
+    case rekey = 5
 
     /// Lower-case name, as printed in JSON.
     public var description: String {
@@ -59,6 +62,7 @@ public enum ViewCause: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .leave: "leave"
         case .disconnect: "disconnect"
         case .network: "network"
+        case .rekey: "rekey"
         }
     }
 }

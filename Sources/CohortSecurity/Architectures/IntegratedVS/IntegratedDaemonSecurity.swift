@@ -15,6 +15,18 @@ import Crypto
 /// * **GKE.** Every regular group view created in a configuration is held until that
 ///   configuration's K_s exists, then released with K_{g,i} = HMAC(K_s, g ‖ view_id) attached
 ///   (``GroupKeyDerivation``): one HMAC per view.
+/// * **Refresh by policy.** K_s is replaced by time-out (``ArchitectureOptions/daemonKeyMaxAge``)
+///   and data-out (``ArchitectureOptions/daemonKeyMaxBytes``) without a configuration change.
+///   Every daemon that has a key orders a signed *ready* for it; the key is *settled* where the
+///   last daemon's ready is ordered, a place of the total order common to every daemon (each
+///   daemon computes TGDH's key at a different place). A daemon whose limit is reached orders
+///   a signed *request* once the key is settled; where the first is ordered, every daemon
+///   starts TGDH's refresh of the unchanged tree (its rightmost member renews its share: one
+///   broadcast). Where the last ready of the refreshed key is ordered it comes into force at
+///   every daemon alike, and that ready's sender orders a renewal of every group's view
+///   (``DaemonSecurityAction/renewGroupViews``): views of cause `rekey`, same members, keyed
+///   with the new K_s. A configuration change cuts a refresh short (its own agreement makes a
+///   fresh key anyway).
 ///
 /// The engine refuses clients on links that are not confidential (a key may travel only over
 /// TLS or the local socket) and messages that are not addressed to exactly one group.
@@ -23,14 +35,30 @@ import Crypto
 /// An engine belongs to one daemon core and is only used inside that core's events (one event
 /// loop); it is never shared.
 public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSecurityEngine, @unchecked Sendable {
-    /// The kind byte of a TGDH message among the daemons (room for refresh and other kinds).
+    /// The kind byte of a TGDH message among the daemons.
     static var agreementKind: UInt8 { 0x01 }
+    /// The kind byte of a refresh request: the key in force is due (time-out or data-out).
+    static var refreshRequestKind: UInt8 { 0x02 }
+    /// The kind byte of a ready: the sender holds the key of the agreement it names.
+    static var refreshReadyKind: UInt8 { 0x03 }
 
     /// One agreed daemon key.
     struct DaemonKey {
-        var configuration: ConfigurationID
+        /// The agreement that made it: its configuration, and 0 or the number of the refresh.
+        var run: GroupViewID
         var derivation: GroupKeyDerivation
         var fingerprint: UInt64
+        var configuration: ConfigurationID { run.configuration }
+    }
+
+    /// A refresh by policy in progress.
+    struct Refresh {
+        /// Its agreement: the configuration, and the key in force's number plus one.
+        var run: GroupViewID
+        /// When its request was ordered.
+        var started: Instant
+        /// The refreshed key once agreed here: not used until every daemon has it.
+        var staged: DaemonKey?
     }
 
     public var architectureName: String { "integrated-vs" }
@@ -47,10 +75,27 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
     private var transitional: RingConfiguration?
     /// The run in progress: its configuration and when it started.
     private var pending: (configuration: ConfigurationID, started: Instant)?
-    /// The keys of the last two regular configurations that finished an agreement, newest
-    /// last (deliveries of the previous configuration may still be held when the next key
-    /// arrives).
+    /// The last two keys that came into force, newest last (deliveries of the previous
+    /// configuration may still be held when the next key arrives).
     private var keys: [DaemonKey] = []
+    /// The daemons of the regular configuration in force, in its order.
+    private var members: [MemberID] = []
+    /// The agreement whose readies are counted (the configuration's own from its install, a
+    /// refresh from its request) and the daemons whose ready was ordered.
+    private var readies: (run: GroupViewID, daemons: Set<String>)?
+    /// The agreement whose key every daemon of the configuration holds: its last ready was
+    /// ordered. Only a settled key is refreshed.
+    private var settled: GroupViewID?
+    /// The refresh in progress.
+    private var refresh: Refresh?
+    /// Whether the key in force reached its time-out or data-out here.
+    private var due = false
+    /// Whether this daemon ordered a request for the key in force already.
+    private var asked = false
+    /// The token of the time-out timer of the key in force (older timers are stale).
+    private var refreshTimer: UInt64 = 0
+    /// Bytes this daemon's clients submitted under the key in force.
+    private var sealedBytes: UInt64 = 0
 
     /// An engine for `daemonName`, signing with `signingKey`; `publicKeys` holds every daemon's
     /// Ed25519 public key by name. `random` draws TGDH's secrets: a cryptographic generator
@@ -110,8 +155,10 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
             return install(configuration, now: now)
         case .daemonMessage(let bytes, let from):
             return receive(bytes, from: from, now: now)
-        case .timerFired:
-            return []
+        case .timerFired(let token):
+            guard token == refreshTimer else { return [] }
+            due = true
+            return requestRefresh()
         }
     }
 
@@ -129,17 +176,28 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
         view.key = ViewKey(keyID: Self.keyID(of: secret), secret: secret)
     }
 
-    public mutating func admit(_ message: inout OutgoingMessage, from sender: MemberID) throws(ArchitectureError) {
+    public mutating func admit(_ message: inout OutgoingMessage, from sender: MemberID, now: Instant) throws(ArchitectureError) -> [DaemonSecurityAction] {
         guard message.groups.count == 1, let group = message.groups.first, !group.isPrivate else {
             throw ArchitectureError("integrated-vs seals a message under one group view's key: send it to exactly one group")
         }
         guard message.payload.count >= GroupCipher.headerBytes else {
             throw ArchitectureError("integrated-vs carries only sealed messages; this one is too short to be sealed")
         }
+        guard let limit = options.daemonKeyMaxBytes else { return [] }
+        sealedBytes &+= UInt64(message.payload.count)
+        guard sealedBytes >= limit / UInt64(max(1, members.count)), !due else { return [] }
+        due = true
+        return requestRefresh()
     }
 
+    public var isAgreeing: Bool { pending != nil || refresh != nil || readies != nil }
+
     public var keyEpochDescription: String? {
-        if let key = keys.last { return "\(key.configuration) \(Self.hex(key.fingerprint))" + (pending == nil ? "" : " (agreeing)") }
+        if let key = keys.last {
+            let refreshed = key.run.sequence == 0 ? "" : " (refresh \(key.run.sequence))"
+            let agreeing = pending != nil ? " (agreeing)" : refresh != nil ? " (refreshing)" : ""
+            return "\(key.configuration) \(Self.hex(key.fingerprint))\(refreshed)\(agreeing)"
+        }
         return pending.map { "none (agreeing on \($0.configuration))" }
     }
 
@@ -147,21 +205,33 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
 
     private mutating func install(_ configuration: RingConfiguration, now: Instant) -> [DaemonSecurityAction] {
         if configuration.isTransitional {
+            // A refresh goes on: its last readies may be ordered in the transitional
+            // configuration, where the daemons that move on together take them alike.
             transitional = configuration
             return []
         }
         var actions: [DaemonSecurityAction] = []
         let id = configuration.ring.configurationID
         if let abandoned = pending {
-            actions.append(.report(.agreementAbandoned(configuration: abandoned.configuration)))
+            actions.append(.report(.agreementAbandoned(run: GroupViewID(configuration: abandoned.configuration, sequence: 0))))
+        }
+        if let abandoned = refresh {
+            actions.append(.report(.agreementAbandoned(run: abandoned.run)))
+            refresh = nil
         }
         current = id
         pending = (id, now)
+        readies = (GroupViewID(configuration: id, sequence: 0), [])
+        settled = nil
+        due = false
+        asked = false
+        refreshTimer &+= 1
         let members = configuration.members.compactMap { try? Self.agreementMember($0.name) }
+        self.members = members
         let continuingNames = transitional.flatMap { $0.ring == configuration.ring ? $0.members.map(\.name) : nil } ?? [daemonName]
         let continuing = Set(continuingNames.compactMap { try? Self.agreementMember($0) })
         transitional = nil
-        actions.append(.report(.agreementStarted(configuration: id, daemons: members.count)))
+        actions.append(.report(.agreementStarted(run: GroupViewID(configuration: id, sequence: 0), daemons: members.count)))
         do {
             let steps = try agreement.start(run: GroupViewID(configuration: id, sequence: 0), members: members, continuing: continuing)
             perform(steps, now: now, into: &actions)
@@ -178,8 +248,10 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
     }
 
     private mutating func receive(_ bytes: [UInt8], from: DaemonID, now: Instant) -> [DaemonSecurityAction] {
-        guard bytes.first == Self.agreementKind else {
-            return [.report(.messageRefused(reason: "unknown daemon security message kind from \(from)"))]
+        switch bytes.first {
+        case Self.agreementKind: break
+        case Self.refreshRequestKind, Self.refreshReadyKind: return receiveRefresh(bytes, from: from, now: now)
+        default: return [.report(.messageRefused(reason: "unknown daemon security message kind from \(from)"))]
         }
         var actions: [DaemonSecurityAction] = []
         do {
@@ -200,32 +272,165 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
                 // TGDH only broadcasts; the ring has no unicast, and every message names its run.
                 actions.append(.broadcast([Self.agreementKind] + bytes))
             case .established(let run, let secret):
-                guard let started = pending, started.configuration == run.configuration else { continue }
-                do {
-                    try establish(secret: secret, for: run.configuration)
-                } catch {
-                    actions.append(.report(.messageRefused(reason: "daemon key derivation failed: \(error)")))
-                    continue
+                if run.sequence == 0, let started = pending, started.configuration == run.configuration {
+                    let key: DaemonKey
+                    do {
+                        key = try Self.daemonKey(secret: secret, for: run)
+                    } catch {
+                        actions.append(.report(.messageRefused(reason: "daemon key derivation failed: \(error)")))
+                        continue
+                    }
+                    pending = nil
+                    putInForce(key, now: now, into: &actions)
+                    actions.append(.report(.agreementFinished(run: run, fingerprint: key.fingerprint, duration: now - started.started)))
+                    actions.append(.keysChanged)
+                    do {
+                        actions.append(.broadcast(try signedRefreshMessage(Self.refreshReadyKind, run: run)))
+                    } catch {
+                        actions.append(.report(.messageRefused(reason: "daemon key ready could not be signed: \(error)")))
+                    }
+                } else if refresh?.run == run, refresh?.staged == nil {
+                    // Agreed here; in force once every daemon says it has it, where its last
+                    // ready is ordered.
+                    do {
+                        refresh!.staged = try Self.daemonKey(secret: secret, for: run)
+                        actions.append(.broadcast(try signedRefreshMessage(Self.refreshReadyKind, run: run)))
+                    } catch {
+                        actions.append(.report(.messageRefused(reason: "daemon key refresh failed here: \(error)")))
+                    }
                 }
-                pending = nil
-                let fingerprint = keys.last?.fingerprint ?? 0
-                actions.append(.report(.agreementFinished(configuration: run.configuration, fingerprint: fingerprint, duration: .nanoseconds(Int64(now.nanoseconds &- started.started.nanoseconds)))))
-                actions.append(.keysChanged)
             }
         }
     }
 
-    /// K_s from the agreed secret, bound to its configuration.
-    private mutating func establish(secret: [UInt8], for configuration: ConfigurationID) throws(CryptoError) {
-        var daemonKey = try HKDF.sha256(inputKeyMaterial: secret, info: Array("cohort/daemon-key/\(configuration)".utf8), outputBytes: 32)
-        defer { Self.erase(&daemonKey) }
+    /// K_s from the agreed secret, bound to its agreement (configuration and refresh).
+    private static func daemonKey(secret: [UInt8], for run: GroupViewID) throws(CryptoError) -> DaemonKey {
+        // The configuration's first key keeps the label it always had; a refresh names its number.
+        let label = run.sequence == 0 ? "cohort/daemon-key/\(run.configuration)" : "cohort/daemon-key/\(run.configuration)/refresh/\(run.sequence)"
+        var daemonKey = try HKDF.sha256(inputKeyMaterial: secret, info: Array(label.utf8), outputBytes: 32)
+        defer { erase(&daemonKey) }
         let fingerprintBytes = try HKDF.sha256(inputKeyMaterial: daemonKey, info: Array("cohort/daemon-key-fingerprint".utf8), outputBytes: 8)
-        let derivation = try GroupKeyDerivation(serverKey: daemonKey)
-        keys.append(DaemonKey(
-            configuration: configuration, derivation: derivation,
-            fingerprint: fingerprintBytes.reduce(0) { $0 << 8 | UInt64($1) }))
+        return DaemonKey(
+            run: run, derivation: try GroupKeyDerivation(serverKey: daemonKey),
+            fingerprint: fingerprintBytes.reduce(0) { $0 << 8 | UInt64($1) })
+    }
+
+    /// Makes `key` the one new views are keyed with, and starts its time-out and data-out.
+    private mutating func putInForce(_ key: DaemonKey, now: Instant, into actions: inout [DaemonSecurityAction]) {
+        keys.append(key)
         // The replaced key's HMAC context goes with it (OpenSSL clears key material it frees).
         if keys.count > 2 { keys.removeFirst(keys.count - 2) }
+        due = false
+        asked = false
+        sealedBytes = 0
+        refreshTimer &+= 1
+        if let age = options.daemonKeyMaxAge { actions.append(.armTimer(refreshTimer, after: age)) }
+    }
+
+    // MARK: - Refresh by policy
+
+    /// Orders a request for a refresh, once per key, if the key in force is due and settled and
+    /// no refresh runs.
+    private mutating func requestRefresh() -> [DaemonSecurityAction] {
+        guard due, !asked, refresh == nil, let key = keys.last, key.run == settled else { return [] }
+        do {
+            let request = try signedRefreshMessage(Self.refreshRequestKind, run: key.run)
+            asked = true
+            return [.broadcast(request)]
+        } catch {
+            return [.report(.messageRefused(reason: "daemon key refresh request could not be signed: \(error)"))]
+        }
+    }
+
+    /// A refresh request or ready, ordered.
+    private mutating func receiveRefresh(_ bytes: [UInt8], from: DaemonID, now: Instant) -> [DaemonSecurityAction] {
+        let run: GroupViewID
+        do {
+            run = try verifiedRefreshMessage(bytes, from: from)
+        } catch {
+            return [.report(.messageRefused(reason: "daemon key refresh message from \(from): \(error)"))]
+        }
+        guard let sender = try? Self.agreementMember(from.name), members.contains(sender) else {
+            return [.report(.messageRefused(reason: "daemon key refresh message from \(from), not of the configuration"))]
+        }
+        var actions: [DaemonSecurityAction] = []
+        if bytes[0] == Self.refreshRequestKind {
+            // The first request for the settled key starts the refresh; later ones, and requests
+            // for a key already replaced, are moot. Only what every daemon of the configuration
+            // holds alike at this place of the order decides (not its own key, which TGDH gave
+            // it at a place of its own; not whether a transitional configuration came: daemons
+            // that move on together may split the old ring's last items differently between it
+            // and the regular one).
+            guard refresh == nil, settled == run else { return [] }
+            let next = GroupViewID(configuration: run.configuration, sequence: run.sequence + 1)
+            refresh = Refresh(run: next, started: now)
+            readies = (next, [])
+            actions.append(.report(.agreementStarted(run: next, daemons: members.count)))
+            do {
+                // Everyone continues: TGDH refreshes the unchanged tree.
+                let steps = try agreement.start(run: next, members: members, continuing: Set(members))
+                perform(steps, now: now, into: &actions)
+            } catch {
+                actions.append(.report(.messageRefused(reason: "daemon key refresh could not start: \(error)")))
+            }
+            return actions
+        }
+        guard var counted = readies, counted.run == run else { return [] }
+        counted.daemons.insert(from.name)
+        readies = counted
+        guard counted.daemons.count == members.count else { return [] }
+        // The last ready: the same place of the total order at every daemon.
+        readies = nil
+        settled = run
+        if let open = refresh, open.run == run {
+            // (Every daemon's ready, this one's too, so the key was agreed here.)
+            guard let key = open.staged else { return [] }
+            refresh = nil
+            putInForce(key, now: now, into: &actions)
+            actions.append(.report(.agreementFinished(run: run, fingerprint: key.fingerprint, duration: now - open.started)))
+            if from.name == daemonName { actions.append(.renewGroupViews) }
+        }
+        // A limit reached before the key settled asks now.
+        actions += requestRefresh()
+        return actions
+    }
+
+    /// kind ‖ run ‖ Ed25519 signature over a label, the kind and the run.
+    private func signedRefreshMessage(_ kind: UInt8, run: GroupViewID) throws(KeyAgreementError) -> [UInt8] {
+        let body = Self.refreshBody(kind, run: run)
+        return body + (try signingKey.signature(for: Array("cohort/daemon-key-refresh".utf8) + body))
+    }
+
+    /// The run a refresh message names, once its signature is its sender's.
+    private func verifiedRefreshMessage(_ bytes: [UInt8], from: DaemonID) throws(WireError) -> GroupViewID {
+        let signatureBytes = 64
+        guard bytes.count > 1 + signatureBytes else { throw .truncated }
+        let body = Array(bytes.dropLast(signatureBytes))
+        let run = try body.dropFirst().withUnsafeBytes { raw in
+            Result { () throws(WireError) in
+                var reader = WireReader(raw)
+                let epoch = try reader.readUInt64()
+                let representative = try reader.readShortString()
+                let sequence = try reader.readUInt64()
+                try reader.expectEnd()
+                return GroupViewID(configuration: ConfigurationID(epoch: epoch, representative: representative), sequence: sequence)
+            }
+        }.get()
+        let publicKey = from.name == daemonName ? signingKey.publicKeyBytes : publicKeys[from.name]
+        guard let publicKey else { throw .invalidValue("no public key for daemon \(from.name)") }
+        guard SigningKey.isValid(signature: Array(bytes.suffix(signatureBytes)), for: Array("cohort/daemon-key-refresh".utf8) + body, publicKey: publicKey) else {
+            throw .invalidValue("bad signature")
+        }
+        return run
+    }
+
+    private static func refreshBody(_ kind: UInt8, run: GroupViewID) -> [UInt8] {
+        var writer = WireWriter(capacity: 32)
+        writer.write(kind)
+        writer.write(run.configuration.epoch)
+        writer.writeShortString(run.configuration.representative)
+        writer.write(run.sequence)
+        return writer.bytes
     }
 
     // MARK: - Helpers
