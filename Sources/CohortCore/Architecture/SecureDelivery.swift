@@ -49,6 +49,10 @@ public struct SecureDelivery: Sendable {
     /// Deliveries waiting for keys.
     public var heldCount: Int { held.count }
 
+    /// Whether the engine is `plain`'s, which the stage passes by: nothing held, admitted or
+    /// transformed.
+    public var passesThrough: Bool { passThrough }
+
     /// Runs one event's group-service actions through the stage, in place: deliveries that must
     /// wait are taken out, released ones put in their place in order, views keyed, the
     /// architecture's messages handed to the engine. What else the engine asks for is added to

@@ -600,15 +600,18 @@ public struct DaemonCore: Sendable {
             return
         }
         var message = message
-        var released: [GroupService.Action] = []
-        var effects = SecureDelivery.Effects()
-        do {
-            try security.admit(&message, from: member, now: now, into: &released, effects: &effects)
-        } catch {
-            actions.append(.send(.error(.architectureRefused, fatal: false, reason: error.reason), to: session))
-            return
+        if !security.passesThrough {
+            // (Kept off `plain`'s message path, which needs no buffers for it.)
+            var released: [GroupService.Action] = []
+            var effects = SecureDelivery.Effects()
+            do {
+                try security.admit(&message, from: member, now: now, into: &released, effects: &effects)
+            } catch {
+                actions.append(.send(.error(.architectureRefused, fatal: false, reason: error.reason), to: session))
+                return
+            }
+            if !released.isEmpty || !effects.isEmpty { dispatch(&released, effects: effects, now: now, into: &actions) }
         }
-        if !released.isEmpty || !effects.isEmpty { dispatch(&released, effects: effects, now: now, into: &actions) }
         drive(.multicast(DeliveredMessage(
             service: message.service, messageType: message.messageType, sender: member,
             groups: message.groups, payload: message.payload)), now: now, into: &actions)
