@@ -1,5 +1,6 @@
 import Cohort
 import CohortCluster
+import CohortConfiguration
 import CohortCore
 import CohortSecurity
 import Foundation
@@ -9,14 +10,25 @@ import Testing
 /// get keyed VS views and exchange sealed messages; plain TCP is refused.
 @Suite("Integrated VS over real daemons", .serialized, .timeLimit(.minutes(3)))
 struct IntegratedVSEndToEndTests {
+    /// Two integrated-vs daemons (`adjust` changes their configuration).
+    static func cluster(adjust: (inout DaemonConfiguration) -> Void = { _ in }) async throws -> LocalCluster {
+        try await LocalCluster.start(
+            daemons: 2, basePort: try LocalCluster.freePorts(4), architecture: Architecture.integratedVS.name,
+            daemonExecutable: ProcessTests.cohortd, adjust: adjust)
+    }
+
+    /// Client `name`'s integrated-vs options.
+    static func options(_ name: String) -> ConnectionOptions {
+        var options = ConnectionOptions(name: name)
+        options.architecture = .integratedVS
+        return options
+    }
+
     @Test("two daemons agree on one key; a client's 300 sealed messages, sent in batches, all open at the other, in order")
     func sealedExchange() async throws {
-        let cluster = try await LocalCluster.start(
-            daemons: 2, basePort: try LocalCluster.freePorts(4), architecture: Architecture.integratedVS.name,
-            daemonExecutable: ProcessTests.cohortd)
+        let cluster = try await Self.cluster()
         defer { Task { await cluster.stop() } }
-        var options = ConnectionOptions(name: "a")
-        options.architecture = .integratedVS
+        let options = Self.options("a")
         // Plain TCP would hand the key out in the clear: refused at connect.
         await #expect(throws: CohortError.self) {
             try await CohortClient.withConnection(to: cluster.members[0].address, options: options) { _ in }
@@ -24,8 +36,7 @@ struct IntegratedVSEndToEndTests {
         let count = 300
         let received = try await withThrowingTaskGroup(of: [String].self) { tasks in
             for (index, name) in ["a", "b"].enumerated() {
-                var options = ConnectionOptions(name: name)
-                options.architecture = .integratedVS
+                let options = Self.options(name)
                 let address = cluster.members[index].localAddress
                 tasks.addTask {
                     try await CohortClient.withConnection(to: address, options: options) { connection in
@@ -70,16 +81,13 @@ struct IntegratedVSEndToEndTests {
 
     @Test("a refresh by time-out: every member gets a rekey view of the same members with a new key id, and messages before and after it all open, in order")
     func refreshByTimeOut() async throws {
-        let cluster = try await LocalCluster.start(
-            daemons: 2, basePort: try LocalCluster.freePorts(4), architecture: Architecture.integratedVS.name,
-            daemonExecutable: ProcessTests.cohortd, adjust: { $0.daemonKeyMaxAgeSeconds = 1 })
+        let cluster = try await Self.cluster(adjust: { $0.daemonKeyMaxAgeSeconds = 1 })
         defer { Task { await cluster.stop() } }
         let before = try await cluster.status(of: "d1").daemonKeyEpoch
         let half = 50
         let outcomes = try await withThrowingTaskGroup(of: (keyIDs: [UInt32], rekeys: Int, texts: [String]).self) { tasks in
             for (index, name) in ["a", "b"].enumerated() {
-                var options = ConnectionOptions(name: name)
-                options.architecture = .integratedVS
+                let options = Self.options(name)
                 let address = cluster.members[index].localAddress
                 tasks.addTask {
                     try await CohortClient.withConnection(to: address, options: options) { connection in

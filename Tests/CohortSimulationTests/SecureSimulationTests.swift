@@ -74,35 +74,38 @@ extension ClusterSimulationTests {
         #expect(Self.runIntegratedVS(seed: 5) == Self.runIntegratedVS(seed: 5))
     }
 
+    /// Whether one of seeds 1-12, run with a broken engine (`wrap`) or broken clients, shows
+    /// every one of `properties` violated: the checker's self-tests.
+    static func someSeedViolates(
+        _ properties: String..., wrap: (@Sendable (any DaemonSecurityEngine, DaemonID) -> any DaemonSecurityEngine)? = nil,
+        clientHooks: (@Sendable (MemberID) -> any ClientSecurityHooks)? = nil
+    ) -> Bool {
+        (UInt64(1)...12).contains { seed in
+            let violated = Set(runIntegratedVS(seed: seed, wrap: wrap, clientHooks: clientHooks).violations.map(\.property))
+            return properties.allSatisfy(violated.contains)
+        }
+    }
+
     /// The checker catches an engine that releases deliveries before its keys are ready.
     @Test("the security checker catches views released before the daemons' key")
     func checkerCatchesEarlyRelease() {
-        let found = (UInt64(1)...12).contains { seed in
-            Self.runIntegratedVS(seed: seed, wrap: { engine, _ in EarlyRelease(base: engine) })
-                .violations.contains { $0.property == "security-held" }
-        }
+        let found = Self.someSeedViolates("security-held", wrap: { engine, _ in EarlyRelease(base: engine) })
         #expect(found)
     }
 
     /// The checker catches a daemon that hands out another key for a view than the others do.
     @Test("the security checker catches a daemon whose view keys differ from the others'")
     func checkerCatchesDivergentKey() {
-        let found = (UInt64(1)...12).contains { seed in
-            let violations = Self.runIntegratedVS(seed: seed, wrap: { engine, daemon in
-                daemon.name == "d1" ? DivergentKey(base: engine) : engine
-            }).violations
-            return violations.contains { $0.property == "security-view-key" } && violations.contains { $0.property == "security-open" }
-        }
+        let found = Self.someSeedViolates("security-view-key", "security-open", wrap: { engine, daemon in
+            daemon.name == "d1" ? DivergentKey(base: engine) : engine
+        })
         #expect(found)
     }
 
     /// The checker catches an agreement that never finishes once the ring is quiet.
     @Test("the security checker catches a daemon key agreement left unfinished")
     func checkerCatchesStuckAgreement() {
-        let found = (UInt64(1)...12).contains { seed in
-            Self.runIntegratedVS(seed: seed, wrap: { engine, _ in DeafToReadies(base: engine) })
-                .violations.contains { $0.property == "security-liveness" }
-        }
+        let found = Self.someSeedViolates("security-liveness", wrap: { engine, _ in DeafToReadies(base: engine) })
         #expect(found)
     }
 }
@@ -111,10 +114,7 @@ extension ClusterSimulationTests {
     /// The checker catches client data in the clear on a daemon link or a client socket.
     @Test("the security checker catches clients whose data goes unsealed")
     func checkerCatchesPlaintext() {
-        let found = (UInt64(1)...12).contains { seed in
-            Self.runIntegratedVS(seed: seed, clientHooks: { _ in PlainClientHooks() })
-                .violations.contains { $0.property == "security-plaintext" }
-        }
+        let found = Self.someSeedViolates("security-plaintext", clientHooks: { _ in PlainClientHooks() })
         #expect(found)
     }
 }

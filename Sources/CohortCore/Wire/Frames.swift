@@ -312,7 +312,8 @@ extension WireWriter {
         writeShortString(configuration.representative)
     }
 
-    mutating func write(_ viewID: GroupViewID) {
+    /// Writes a view id (also the run id of an agreement): configuration, then sequence.
+    public mutating func write(_ viewID: GroupViewID) {
         write(viewID.configuration)
         write(viewID.sequence)
     }
@@ -588,7 +589,8 @@ extension WireReader {
         return ConfigurationID(epoch: epoch, representative: try readShortString())
     }
 
-    mutating func readViewID() throws(WireError) -> GroupViewID {
+    /// Reads what ``WireWriter/write(_:)-(GroupViewID)`` wrote.
+    public mutating func readViewID() throws(WireError) -> GroupViewID {
         let configuration = try readConfigurationID()
         return GroupViewID(configuration: configuration, sequence: try readUInt64())
     }

@@ -96,6 +96,9 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
     private var refreshTimer: UInt64 = 0
     /// Bytes this daemon's clients submitted under the key in force.
     private var sealedBytes: UInt64 = 0
+    /// This daemon's share of the data-out: the limit over the configuration's daemons (set at
+    /// each install, not divided per message); `nil` without a data-out.
+    private var dataShare: UInt64?
 
     /// An engine for `daemonName`, signing with `signingKey`; `publicKeys` holds every daemon's
     /// Ed25519 public key by name. `random` draws TGDH's secrets: a cryptographic generator
@@ -183,9 +186,9 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
         guard message.payload.count >= GroupCipher.headerBytes else {
             throw ArchitectureError("integrated-vs carries only sealed messages; this one is too short to be sealed")
         }
-        guard let limit = options.daemonKeyMaxBytes else { return [] }
+        guard let dataShare else { return [] }
         sealedBytes &+= UInt64(message.payload.count)
-        guard sealedBytes >= limit / UInt64(max(1, members.count)), !due else { return [] }
+        guard sealedBytes >= dataShare, !due else { return [] }
         due = true
         return requestRefresh()
     }
@@ -228,6 +231,7 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
         refreshTimer &+= 1
         let members = configuration.members.compactMap { try? Self.agreementMember($0.name) }
         self.members = members
+        dataShare = options.daemonKeyMaxBytes.map { $0 / UInt64(max(1, members.count)) }
         let continuingNames = transitional.flatMap { $0.ring == configuration.ring ? $0.members.map(\.name) : nil } ?? [daemonName]
         let continuing = Set(continuingNames.compactMap { try? Self.agreementMember($0) })
         transitional = nil
@@ -398,7 +402,7 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
     /// kind ‖ run ‖ Ed25519 signature over a label, the kind and the run.
     private func signedRefreshMessage(_ kind: UInt8, run: GroupViewID) throws(KeyAgreementError) -> [UInt8] {
         let body = Self.refreshBody(kind, run: run)
-        return body + (try signingKey.signature(for: Array("cohort/daemon-key-refresh".utf8) + body))
+        return body + (try signingKey.signature(for: Self.refreshSignatureLabel + body))
     }
 
     /// The run a refresh message names, once its signature is its sender's.
@@ -409,27 +413,27 @@ public struct IntegratedDaemonSecurity<Random: RandomNumberGenerator>: DaemonSec
         let run = try body.dropFirst().withUnsafeBytes { raw in
             Result { () throws(WireError) in
                 var reader = WireReader(raw)
-                let epoch = try reader.readUInt64()
-                let representative = try reader.readShortString()
-                let sequence = try reader.readUInt64()
+                let run = try reader.readViewID()
                 try reader.expectEnd()
-                return GroupViewID(configuration: ConfigurationID(epoch: epoch, representative: representative), sequence: sequence)
+                return run
             }
         }.get()
         let publicKey = from.name == daemonName ? signingKey.publicKeyBytes : publicKeys[from.name]
         guard let publicKey else { throw .invalidValue("no public key for daemon \(from.name)") }
-        guard SigningKey.isValid(signature: Array(bytes.suffix(signatureBytes)), for: Array("cohort/daemon-key-refresh".utf8) + body, publicKey: publicKey) else {
+        guard SigningKey.isValid(signature: Array(bytes.suffix(signatureBytes)), for: Self.refreshSignatureLabel + body, publicKey: publicKey) else {
             throw .invalidValue("bad signature")
         }
         return run
     }
 
+    /// What a refresh message's signature covers before its body (domain separation from
+    /// every other signature a daemon key makes).
+    private static var refreshSignatureLabel: [UInt8] { Array("cohort/daemon-key-refresh".utf8) }
+
     private static func refreshBody(_ kind: UInt8, run: GroupViewID) -> [UInt8] {
         var writer = WireWriter(capacity: 32)
         writer.write(kind)
-        writer.write(run.configuration.epoch)
-        writer.writeShortString(run.configuration.representative)
-        writer.write(run.sequence)
+        writer.write(run)
         return writer.bytes
     }
 
