@@ -293,6 +293,7 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Partitions the daemons into `components` (every daemon in exactly one): each daemon
     /// drops the protocol traffic of the daemons outside its component. Needs `faultInjection`.
+    /// Asked over the Unix sockets, as ``status(of:)`` is: served under every architecture.
     public func partition(_ components: [Set<String>]) async throws {
         let all = Set(members.map(\.name))
         guard components.reduce(0, { $0 + $1.count }) == all.count, Set(components.flatMap { $0 }) == all else {
@@ -300,7 +301,7 @@ public final class LocalCluster: @unchecked Sendable {
         }
         for component in components {
             for name in component.sorted() where lock.withLock({ processes[name]?.isRunning ?? false }) {
-                _ = try await CohortClient.dropPeers(all.subtracting(component).sorted(), at: try member(name).address)
+                _ = try await CohortClient.dropPeers(all.subtracting(component).sorted(), at: try member(name).localAddress, architecture: architecture)
             }
         }
     }
@@ -308,7 +309,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// Ends every partition.
     public func heal() async throws {
         for name in running {
-            _ = try await CohortClient.dropPeers([], at: try member(name).address)
+            _ = try await CohortClient.dropPeers([], at: try member(name).localAddress, architecture: architecture)
         }
     }
 }

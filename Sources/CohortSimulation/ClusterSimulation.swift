@@ -455,6 +455,11 @@ public struct ClusterSimulation: Sendable {
             }
         case .securityTimer(let index, let incarnation, let token):
             guard nodes[index].incarnation == incarnation, nodes[index].ring != nil, nodes[index].stage != nil else { return }
+            // The liveness phase starts no new perturbation: as faults, stalls and client sends
+            // stop at the heal, so do refreshes by time-out (one in progress goes on to its
+            // end). A key refreshed every few hundred milliseconds renews every group's view,
+            // and the flushes it starts would never let the run fall quiet.
+            guard !healed else { return }
             var actions: [GroupService.Action] = []
             var effects = SecureDelivery.Effects()
             nodes[index].stage!.timerFired(token, now: instant, into: &actions, effects: &effects)
@@ -545,8 +550,11 @@ public struct ClusterSimulation: Sendable {
         if summary.convergenceMilliseconds == nil {
             summary.convergenceMilliseconds = (now - milliseconds(Double(options.safetyMilliseconds))) / 1_000_000
         }
-        // Quiescent once nothing waits and everything is delivered, twice in a row.
-        if live.allSatisfy({ $0.ring!.ring.isIdle && ($0.stage?.heldCount ?? 0) == 0 }), flushesSettled {
+        // Quiescent once nothing waits and every daemon delivered the same packets (a packet
+        // sent but not yet received elsewhere leaves its sender and the others idle alike),
+        // three checks in a row.
+        if live.allSatisfy({ $0.ring!.ring.isIdle && ($0.stage?.heldCount ?? 0) == 0 }),
+           Set(live.map { $0.ring!.ring.deliveredSequence }).count == 1, flushesSettled {
             stableChecks += 1
         } else {
             stableChecks = 0

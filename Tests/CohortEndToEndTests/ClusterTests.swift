@@ -26,10 +26,15 @@ struct ClusterTests {
 
         /// `cohort listen --json` on `member`'s daemon, joining `group` (with Virtual Synchrony
         /// if `vs`).
-        static func start(name: String, at member: LocalCluster.Member, group: String = ClusterTests.group, vs: Bool = false) throws -> Listener {
+        /// `architecture` names the architecture it runs; it reaches its daemon on the Unix
+        /// socket when `local`, else on TCP.
+        static func start(
+            name: String, at member: LocalCluster.Member, group: String = ClusterTests.group, vs: Bool = false,
+            architecture: String = "plain", local: Bool = false
+        ) throws -> Listener {
             let (process, output, _) = try ProcessTests.launch(ProcessTests.cohort, [
-                "listen", "--daemon", member.clientAddress, "--name", name, "--group", group,
-                "--json", "--timeout", "240",
+                "listen", "--daemon", local ? member.socketAddress : member.clientAddress, "--name", name, "--group", group,
+                "--json", "--timeout", "240", "--architecture", architecture,
             ] + (vs ? ["--vs"] : []))
             return Listener(name: name, process: process, output: output)
         }

@@ -133,3 +133,81 @@ final class RawClient {
         return (frames, closed)
     }
 }
+
+/// Every byte that daemon processes read from and write to their sockets (daemon links and
+/// client sockets alike), captured from outside by `strace` attached to them: the capture of
+/// the end-to-end confidentiality tests, which cannot trust a tap inside the daemon.
+final class SocketCapture {
+    private let tracers: [Process]
+    private let files: [URL]
+
+    /// Whether `strace` is installed (tests that capture skip without it, and say so).
+    static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") }
+
+    /// Attaches to every thread of each of `pids` and returns once all are attached.
+    init(pids: [Int32]) async throws {
+        var tracers: [Process] = []
+        var files: [URL] = []
+        var logs: [URL] = []
+        for pid in pids {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-capture-\(pid)-\(UUID().uuidString.prefix(8)).txt")
+            let log = file.appendingPathExtension("err")
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            let tracer = Process()
+            tracer.executableURL = URL(fileURLWithPath: "/usr/bin/strace")
+            tracer.arguments = ["-f", "-p", "\(pid)", "-o", file.path, "-xx", "-s", "1048576", "-e", "signal=none",
+                                "-e", "trace=read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg,recvmmsg,sendmmsg"]
+            tracer.standardError = try FileHandle(forWritingTo: log)
+            tracer.standardOutput = FileHandle.nullDevice
+            try tracer.run()
+            tracers.append(tracer)
+            files.append(file)
+            logs.append(log)
+        }
+        self.tracers = tracers
+        self.files = files
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !logs.allSatisfy({ ((try? String(contentsOf: $0, encoding: .utf8)) ?? "").contains("attached") }) {
+            guard ContinuousClock.now < deadline, tracers.allSatisfy(\.isRunning) else {
+                let reasons = logs.map { (try? String(contentsOf: $0, encoding: .utf8)) ?? "" }.joined(separator: "; ")
+                tracers.forEach { if $0.isRunning { $0.terminate() } }
+                throw ClusterError("strace could not attach to the daemons: \(reasons)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        for log in logs { try? FileManager.default.removeItem(at: log) }
+    }
+
+    /// Returns the bytes seen, as lowercase hex, one line per system call, once the traced
+    /// processes have ended (stop them first): strace ends with its tracees, while a signal
+    /// would not reach it, as it inherits a mask that blocks them from the test's threads.
+    /// Kills a tracer that is still running after `timeout`.
+    func bytes(timeout: Duration = .seconds(20)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while tracers.contains(where: \.isRunning), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        for tracer in tracers where tracer.isRunning { kill(tracer.processIdentifier, SIGKILL) }
+        var hex = ""
+        for file in files {
+            let text = try String(contentsOf: file, encoding: .utf8)
+            try? FileManager.default.removeItem(at: file)
+            // `-xx` writes every byte of a buffer as \xNN.
+            hex += text.replacingOccurrences(of: "\\x", with: "")
+        }
+        return hex
+    }
+
+    /// Kills the tracers and removes their files (for a test that ends early).
+    func discard() {
+        for tracer in tracers where tracer.isRunning { kill(tracer.processIdentifier, SIGKILL) }
+        for file in files { try? FileManager.default.removeItem(at: file) }
+    }
+
+    /// The windows of `width` bytes of `marker` that occur in `hex` (a capture of `stop()`).
+    static func leaks(of marker: String, width: Int = 8, in hex: String) -> [String] {
+        let bytes = Array(marker.utf8)
+        return stride(from: 0, through: bytes.count - width, by: 1).compactMap { start in
+            let window = bytes[start..<start + width]
+            return hex.contains(window.map { String(format: "%02x", $0) }.joined()) ? String(decoding: window, as: UTF8.self) : nil
+        }
+    }
+}

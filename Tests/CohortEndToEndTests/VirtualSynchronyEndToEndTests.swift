@@ -1,37 +1,54 @@
 import Cohort
 import CohortCluster
 import CohortCore
+import CohortSecurity
 import CohortSimulation
 import Foundation
 import Testing
 
 /// Virtual Synchrony over real daemons: `cohort listen --vs --json` and `cohort send --vs`
 /// processes through a partition and a merge; the listeners' logs must pass the VS checker.
+/// Run under `plain` and under `integrated-vs`, with every byte the daemons move on their
+/// sockets captured: under `integrated-vs` no piece of the payload may cross a socket in the
+/// clear, and under `plain` the capture must find it (else it would prove nothing).
 @Suite("Virtual Synchrony over real daemons", .serialized, .timeLimit(.minutes(5)))
 struct VirtualSynchronyEndToEndTests {
     static let group = "vs"
 
     typealias Listener = ClusterTests.Listener
 
-    @Test("VS clients send through a partition and a merge; the logs pass the VS checker and nothing sent is lost")
-    func partitionAndMerge() async throws {
+    @Test("VS clients send through a partition and a merge; the logs pass the VS checker, nothing sent is lost, and a sealing architecture leaks no payload byte to a socket",
+          arguments: [Architecture.plain.name, Architecture.integratedVS.name])
+    func partitionAndMerge(architecture: String) async throws {
+        let sealed = try Architecture.named(architecture).sealsClientData
         let cluster = try await LocalCluster.start(
-            daemons: 3, basePort: try LocalCluster.freePorts(6), daemonExecutable: ProcessTests.cohortd, faultInjection: true)
+            daemons: 3, basePort: try LocalCluster.freePorts(6), architecture: architecture,
+            daemonExecutable: ProcessTests.cohortd, faultInjection: true)
         defer { Task { await cluster.stop() } }
+        var capture: SocketCapture?
+        if SocketCapture.available {
+            capture = try await SocketCapture(pids: cluster.members.map { cluster.pid(of: $0.name)! })
+        } else {
+            print("note: /usr/bin/strace is not installed; the socket capture of this test is skipped")
+        }
+        defer { capture?.discard() }
+        // Every client on its daemon's Unix socket: integrated-vs refuses plain TCP.
         let listeners = try cluster.members.enumerated().map {
-            try Listener.start(name: "V\($0.offset + 1)", at: $0.element, group: Self.group, vs: true)
+            try Listener.start(name: "V\($0.offset + 1)", at: $0.element, group: Self.group, vs: true, architecture: architecture, local: true)
         }
         defer { listeners.forEach { $0.stop() } }
         try await ClusterTests.waitUntil("every listener has a VS view of all three") {
             try listeners.allSatisfy { try $0.lastVSViewMembers().count == 3 }
         }
-        // One `cohort send --vs` per daemon, 400 numbered messages at 100/s: each joins, sends
-        // in its views (waiting out flushes), and exits once its messages came back to it.
+        // One `cohort send --vs` per daemon, 400 numbered messages at 100/s carrying a marker:
+        // each joins, sends in its views (waiting out flushes), and exits once its messages
+        // came back to it.
         let count = 400
+        let marker = "marker-" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let senders = try cluster.members.enumerated().map { index, member in
             try ProcessTests.launch(ProcessTests.cohort, [
-                "send", "--daemon", member.clientAddress, "--name", "W\(index + 1)", "--group", Self.group, "--vs",
-                "--count", "\(count)", "--rate", "100", "--size", "64",
+                "send", "--daemon", member.socketAddress, "--architecture", architecture, "--name", "W\(index + 1)",
+                "--group", Self.group, "--vs", "--count", "\(count)", "--rate", "100", "--size", "64", marker,
             ])
         }
         try await ClusterTests.waitUntil("traffic flows") { try listeners[0].vsDelivered().count >= 60 }
@@ -78,6 +95,22 @@ struct VirtualSynchronyEndToEndTests {
         // The views were VS views, installed after flushes, and the partition was seen.
         #expect(listeners[2].text.contains("\"semantics\":\"vs\""))
         #expect(!listeners[2].text.contains("\"transitional\":true"))
+        // Every message opened (a refused one is an error event), and under a keying
+        // architecture every view came with its key's id.
+        for listener in listeners {
+            #expect(!listener.text.contains("\"event\":\"error\""), "\(listener.name) reported errors")
+            let views = ProcessTests.jsonLines(listener.text).filter { $0["event"] as? String == "view" }
+            #expect(views.allSatisfy { ($0["key_id"] != nil) == sealed }, "\(listener.name): key ids in views under \(architecture)")
+        }
+        guard let taken = capture else { return }
+        capture = nil
+        await cluster.stop()
+        let leaks = SocketCapture.leaks(of: marker, in: try await taken.bytes())
+        if sealed {
+            #expect(leaks.isEmpty, "pieces of the payload crossed a daemon's socket in the clear: \(leaks)")
+        } else {
+            #expect(!leaks.isEmpty, "the capture did not see plain's payload: it would not see a leak either")
+        }
     }
 }
 

@@ -273,6 +273,11 @@ public struct TotemRing: Sendable {
     /// Client items waiting for the token.
     public var pendingCount: Int { pending.count - pendingHead }
 
+    /// The sequence number of the last packet delivered in the regular ring: daemons of one
+    /// ring that show the same number have delivered the same packets (a quiescence test
+    /// compares it, as a packet one daemon sent may not have reached the others yet).
+    public var deliveredSequence: UInt64 { regular.delivered }
+
     // MARK: - Events
 
     /// Handles one event at time `now` and returns what the driver must do.
