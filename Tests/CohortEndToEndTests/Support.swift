@@ -166,16 +166,16 @@ final class SocketCapture {
         }
         self.tracers = tracers
         self.files = files
+        defer { for log in logs { try? FileManager.default.removeItem(at: log) } }
         let deadline = ContinuousClock.now + .seconds(10)
         while !logs.allSatisfy({ ((try? String(contentsOf: $0, encoding: .utf8)) ?? "").contains("attached") }) {
             guard ContinuousClock.now < deadline, tracers.allSatisfy(\.isRunning) else {
                 let reasons = logs.map { (try? String(contentsOf: $0, encoding: .utf8)) ?? "" }.joined(separator: "; ")
-                tracers.forEach { if $0.isRunning { $0.terminate() } }
+                discard()
                 throw ClusterError("strace could not attach to the daemons: \(reasons)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        for log in logs { try? FileManager.default.removeItem(at: log) }
     }
 
     /// Returns the bytes seen, as lowercase hex, one line per system call, once the traced
@@ -185,7 +185,7 @@ final class SocketCapture {
     func bytes(timeout: Duration = .seconds(20)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while tracers.contains(where: \.isRunning), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        for tracer in tracers where tracer.isRunning { kill(tracer.processIdentifier, SIGKILL) }
+        killTracers()
         var hex = ""
         for file in files {
             let text = try String(contentsOf: file, encoding: .utf8)
@@ -196,10 +196,16 @@ final class SocketCapture {
         return hex
     }
 
-    /// Kills the tracers and removes their files (for a test that ends early).
+    /// Kills the tracers and removes their files (for a test that ends early; nothing to do
+    /// after ``bytes(timeout:)``).
     func discard() {
-        for tracer in tracers where tracer.isRunning { kill(tracer.processIdentifier, SIGKILL) }
+        killTracers()
         for file in files { try? FileManager.default.removeItem(at: file) }
+    }
+
+    /// SIGKILL, the one signal a tracer here does not block.
+    private func killTracers() {
+        for tracer in tracers where tracer.isRunning { kill(tracer.processIdentifier, SIGKILL) }
     }
 
     /// The windows of `width` bytes of `marker` that occur in `hex` (a capture of `stop()`).

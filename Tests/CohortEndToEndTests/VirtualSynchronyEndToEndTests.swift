@@ -25,12 +25,8 @@ struct VirtualSynchronyEndToEndTests {
             daemons: 3, basePort: try LocalCluster.freePorts(6), architecture: architecture,
             daemonExecutable: ProcessTests.cohortd, faultInjection: true)
         defer { Task { await cluster.stop() } }
-        var capture: SocketCapture?
-        if SocketCapture.available {
-            capture = try await SocketCapture(pids: cluster.members.map { cluster.pid(of: $0.name)! })
-        } else {
-            print("note: /usr/bin/strace is not installed; the socket capture of this test is skipped")
-        }
+        let capture = SocketCapture.available ? try await SocketCapture(pids: cluster.members.map { cluster.pid(of: $0.name)! }) : nil
+        if capture == nil { print("note: /usr/bin/strace is not installed; the socket capture of this test is skipped") }
         defer { capture?.discard() }
         // Every client on its daemon's Unix socket: integrated-vs refuses plain TCP.
         let listeners = try cluster.members.enumerated().map {
@@ -102,10 +98,9 @@ struct VirtualSynchronyEndToEndTests {
             let views = ProcessTests.jsonLines(listener.text).filter { $0["event"] as? String == "view" }
             #expect(views.allSatisfy { ($0["key_id"] != nil) == sealed }, "\(listener.name): key ids in views under \(architecture)")
         }
-        guard let taken = capture else { return }
-        capture = nil
+        guard let capture else { return }
         await cluster.stop()
-        let leaks = SocketCapture.leaks(of: marker, in: try await taken.bytes())
+        let leaks = SocketCapture.leaks(of: marker, in: try await capture.bytes())
         if sealed {
             #expect(leaks.isEmpty, "pieces of the payload crossed a daemon's socket in the clear: \(leaks)")
         } else {
