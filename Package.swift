@@ -214,6 +214,7 @@ let package = Package(
                 "CohortCore",
                 "CohortSecurity",
                 "CohortSimulation",
+                "CohortTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

@@ -107,6 +107,22 @@ func stopping<Result>(_ cluster: LocalCluster, _ body: () async throws -> Result
     }
 }
 
+extension LocalCluster {
+    /// Polls d1 every 5 ms until it is operational in a configuration of exactly `component`;
+    /// returns the CLOCK_MONOTONIC time it saw that.
+    func waitForD1(in component: Set<String>) async throws -> UInt64 {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let status = try? await status(of: "d1"), status.membershipState == "operational",
+               status.configurationMemberNames == component {
+                return monotonicNanoseconds()
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw ExperimentError("d1 did not reach a configuration of \(component.sorted()) within 30 s")
+    }
+}
+
 /// An experiment could not run; the message says why.
 struct ExperimentError: Error, CustomStringConvertible {
     var description: String

@@ -2,6 +2,7 @@ import ArgumentParser
 import Cohort
 import CohortCluster
 import CohortCore
+import CohortSecurity
 import Foundation
 
 /// `flush-cost`: what Virtual Synchrony's flush adds to a light-weight group change. For each
@@ -10,7 +11,9 @@ import Foundation
 /// it `repeats` times. Measured from the join (leave) call: until the joiner has its view, and
 /// until every member has the new view. In VS the view waits until every member has flushed (one
 /// AGREED flush-ok per member, ordered after the change). All clients are clients of this
-/// process, on one monotonic clock; the daemons are processes.
+/// process, on one monotonic clock; the daemons are processes. Per architecture: one that keys
+/// VS views (Integrated VS) measures VS only, and its view carries the group key the daemons
+/// derived, so the difference to `plain`'s VS is the price of the keys.
 struct FlushCostExperiment: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flush-cost",
@@ -43,30 +46,39 @@ struct FlushCostExperiment: AsyncParsableCommand {
         let cycles = repeats ?? (common.quick ? 3 : 10)
         var output = try ExperimentOutput(
             experiment: "flush-cost", name: common.resultName("daemons-\(daemons)"), results: common.resultsFolder,
-            columns: ["semantics", "group_size", "cycle", "join_own_ms", "join_all_ms", "leave_all_ms", "loadavg"])
-        var progress = Progress(total: sizeList.count * 2)
+            columns: ["architecture", "semantics", "group_size", "cycle", "join_own_ms", "join_all_ms", "leave_all_ms", "loadavg"])
+        let architectures = try common.selectedArchitectures()
+        var progress = Progress(total: sizeList.count * architectures.map { $0.semantics.count }.reduce(0, +))
         var summary: [String: Any] = [:]
-        let cluster = try await LocalCluster.start(
-            daemons: daemons, basePort: try LocalCluster.freePorts(2 * daemons), daemonExecutable: executables.daemon)
-        try await stopping(cluster) {
-            for size in sizeList {
-                for semantics in GroupSemantics.allCases {
-                    let run = FlushCostRun(cluster: cluster, semantics: semantics, size: size, cycles: cycles)
-                    let samples = try await run.measure()
-                    for (cycle, sample) in samples.enumerated() {
-                        try output.append([semantics.rawValue, size, cycle + 1, String(format: "%.2f", sample.joinOwn),
-                                           String(format: "%.2f", sample.joinAll), String(format: "%.2f", sample.leaveAll),
-                                           ExperimentOutput.loadAverage()[0]])
+        for architecture in architectures {
+            let cluster = try await LocalCluster.start(
+                daemons: daemons, basePort: try LocalCluster.freePorts(2 * daemons), architecture: architecture.name,
+                daemonExecutable: executables.daemon)
+            try await stopping(cluster) {
+                for size in sizeList {
+                    for semantics in architecture.semantics {
+                        let run = FlushCostRun(
+                            cluster: cluster, architecture: architecture, transport: common.transport, semantics: semantics,
+                            size: size, cycles: cycles)
+                        let samples = try await run.measure()
+                        for (cycle, sample) in samples.enumerated() {
+                            try output.append([architecture.name, semantics.rawValue, size, cycle + 1, String(format: "%.2f", sample.joinOwn),
+                                               String(format: "%.2f", sample.joinAll), String(format: "%.2f", sample.leaveAll),
+                                               ExperimentOutput.loadAverage()[0]])
+                        }
+                        let medians = (median(samples.map(\.joinOwn)), median(samples.map(\.joinAll)), median(samples.map(\.leaveAll)))
+                        summary["\(architecture.name)/\(semantics.rawValue)/\(size)"] = [
+                            "join_own_ms": medians.0, "join_all_ms": medians.1, "leave_all_ms": medians.2,
+                        ]
+                        progress.report(String(format: "%@ %@ group of %d: join %.2f ms (own view), %.2f ms (all members), leave %.2f ms (median of %d)",
+                                               architecture.name, semantics.rawValue, size, medians.0, medians.1, medians.2, samples.count))
                     }
-                    let medians = (median(samples.map(\.joinOwn)), median(samples.map(\.joinAll)), median(samples.map(\.leaveAll)))
-                    summary["\(semantics.rawValue)/\(size)"] = ["join_own_ms": medians.0, "join_all_ms": medians.1, "leave_all_ms": medians.2]
-                    progress.report(String(format: "%@ group of %d: join %.2f ms (own view), %.2f ms (all members), leave %.2f ms (median of %d)",
-                                           semantics.rawValue, size, medians.0, medians.1, medians.2, samples.count))
                 }
             }
         }
         try output.finish(
-            parameters: ["daemons": daemons, "sizes": sizeList, "repeats": cycles, "transport": "tcp", "joiner_daemon": "d1",
+            parameters: ["daemons": daemons, "sizes": sizeList, "repeats": cycles, "transport": common.transport.rawValue, "joiner_daemon": "d1",
+                         "architectures": architectures.map(\.name),
                          "members": "spread over the daemons round-robin", "flush_policy": "automatic", "quick": common.quick,
                          "clock": "CLOCK_MONOTONIC, from the join/leave call to the view's arrival at the application"],
             summary: summary)
@@ -81,6 +93,8 @@ struct FlushCostExperiment: AsyncParsableCommand {
 /// One group size and semantics: the members join, then the joiner cycles.
 struct FlushCostRun: Sendable {
     let cluster: LocalCluster
+    let architecture: Architecture
+    let transport: ClientTransport
     let semantics: GroupSemantics
     let size: Int
     let cycles: Int
@@ -100,6 +114,13 @@ struct FlushCostRun: Sendable {
 
     private var group: String { "flush-\(semantics.rawValue)-\(size)" }
 
+    private func options(_ name: String) -> ConnectionOptions {
+        var options = ConnectionOptions(name: name)
+        options.architecture = architecture
+        options.semantics = semantics
+        return options
+    }
+
     func measure() async throws -> [Sample] {
         let (arrivals, arrived) = AsyncStream<Arrival>.makeStream()
         let members = size - 1
@@ -110,9 +131,7 @@ struct FlushCostRun: Sendable {
             for index in 0..<members {
                 let member = cluster.members[index % cluster.members.count]
                 tasks.addTask {
-                    var options = ConnectionOptions(name: "m\(index)-\(group)")
-                    options.semantics = semantics
-                    try await CohortClient.withConnection(to: member.address, options: options) { connection in
+                    try await CohortClient.withConnection(to: member.daemonAddress(over: transport), options: options("m\(index)-\(group)")) { connection in
                         try await connection.join(group)
                         let reader = Task {
                             for try await event in connection.events {
@@ -162,9 +181,7 @@ struct FlushCostRun: Sendable {
     private func joinerCycles(arrivals: AsyncStream<Arrival>, members: Int) async throws -> [Sample] {
         var arrivals = arrivals.makeAsyncIterator()
         _ = try await lastArrival(of: members, members: members, from: &arrivals)
-        var options = ConnectionOptions(name: "joiner-\(group)")
-        options.semantics = semantics
-        return try await CohortClient.withConnection(to: cluster.members[0].address, options: options) { connection in
+        return try await CohortClient.withConnection(to: cluster.members[0].daemonAddress(over: transport), options: options("joiner-\(group)")) { connection in
             var events = connection.events.makeAsyncIterator()
             var samples: [Sample] = []
             for _ in 0..<cycles {
@@ -174,6 +191,9 @@ struct FlushCostRun: Sendable {
                 while let event = try await events.next() {
                     if case .view(let view) = event, view.members.contains(connection.member), view.members.count == members + 1 {
                         own = monotonicNanoseconds()
+                        if architecture.sealsClientData && view.key == nil {
+                            throw ExperimentError("\(architecture.name) delivered the view \(view.viewID) of \(group) without its group key")
+                        }
                         break
                     }
                 }

@@ -71,7 +71,7 @@ struct LatencyExperiment: AsyncParsableCommand {
             try await stopping(cluster) {
                 for rate in rateList {
                     let run = LatencyRun(
-                        cluster: cluster, architecture: try Architecture.named(architecture), rate: rate, size: size,
+                        cluster: cluster, architecture: try Architecture.named(architecture), transport: common.transport, rate: rate, size: size,
                         service: ServiceType(level), warmupMessages: Int(Double(rate) * warmupSeconds),
                         measuredMessages: Int(Double(rate) * measured))
                     let result = try await run.measure()
@@ -92,7 +92,8 @@ struct LatencyExperiment: AsyncParsableCommand {
         }
         try output.finish(
             parameters: ["daemons": daemons, "size": size, "rates": rateList, "seconds": measured, "warmup_seconds": warmupSeconds,
-                         "service": service, "architectures": architectures, "transport": "tcp", "sender_daemon": "d1",
+                         "service": service, "architectures": architectures, "transport": common.transport.rawValue, "sender_daemon": "d1",
+                         "sender": "a non-member of the group; a member where the architecture seals (it must hold the view's key)",
                          "receivers": max(1, daemons - 1), "quick": common.quick,
                          "clock": "CLOCK_MONOTONIC, from each message's due time (open loop) to its delivery"],
             summary: summary)
@@ -104,6 +105,7 @@ struct LatencyExperiment: AsyncParsableCommand {
 struct LatencyRun: Sendable {
     let cluster: LocalCluster
     let architecture: Architecture
+    let transport: ClientTransport
     let rate: Int
     let size: Int
     let service: ServiceType
@@ -151,7 +153,7 @@ struct LatencyRun: Sendable {
     private func receive(at member: LocalCluster.Member, ready: DeliveryGate) async throws -> Histogram<UInt64> {
         var options = ConnectionOptions(name: "latency-\(member.name)")
         options.architecture = architecture
-        return try await CohortClient.withConnection(to: member.address, options: options) { connection in
+        return try await CohortClient.withConnection(to: member.daemonAddress(over: transport), options: options) { connection in
             var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             var events = connection.events.makeAsyncIterator()
             try await connection.join(group)
@@ -178,9 +180,25 @@ struct LatencyRun: Sendable {
     private func send() async throws -> Double {
         var options = ConnectionOptions(name: "latency-sender")
         options.architecture = architecture
-        options.wantsMembership = false
+        // A sender under an architecture that seals must be a member: it seals under the view's key.
+        let joins = architecture.sealsClientData
+        options.wantsMembership = joins
         let interval = 1e9 / Double(rate)
-        return try await CohortClient.withConnection(to: cluster.members[0].address, options: options) { connection in
+        return try await CohortClient.withConnection(to: cluster.members[0].daemonAddress(over: transport), options: options) { connection in
+            var drain: Task<Void, Never>?
+            defer { drain?.cancel() }
+            if joins {
+                try await connection.join(group)
+                var events = connection.events.makeAsyncIterator()
+                while let event = try await events.next() {
+                    if case .view(let view) = event, view.group.rawValue == group, view.members.contains(connection.member) { break }
+                }
+                // Its own messages come back to it: read them, or the daemon holds the group back.
+                drain = Task { [events] in
+                    var events = events
+                    while (try? await events.next()) != nil {}
+                }
+            }
             var payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
             let start = monotonicNanoseconds() + 1_000_000
             var sent = 0

@@ -58,26 +58,26 @@ struct MembershipExperiment: AsyncParsableCommand {
                         }
                         var start = ContinuousClock.now
                         try await cluster.partition([rest, [last]])
-                        try await waitForD1(cluster, in: rest)
+                        _ = try await cluster.waitForD1(in: rest)
                         try record("partition", since: start)
                         try await cluster.waitUntilFormed(rest)
                         try await cluster.waitUntilFormed([last])
 
                         start = ContinuousClock.now
                         try await cluster.heal()
-                        try await waitForD1(cluster, in: all)
+                        _ = try await cluster.waitForD1(in: all)
                         try record("merge", since: start)
                         try await cluster.waitUntilFormed(all)
 
                         start = ContinuousClock.now
                         try await cluster.kill(last)
-                        try await waitForD1(cluster, in: rest)
+                        _ = try await cluster.waitForD1(in: rest)
                         try record("crash", since: start)
                         try await cluster.waitUntilFormed(rest)
 
                         start = ContinuousClock.now
                         try await cluster.restart(last)
-                        try await waitForD1(cluster, in: all)
+                        _ = try await cluster.waitForD1(in: all)
                         try record("restart", since: start)
                         try await cluster.waitUntilFormed(all)
                         progress.report("\(architecture), \(size) daemons, run \(repetition): " + times.joined(separator: ", "))
@@ -92,18 +92,5 @@ struct MembershipExperiment: AsyncParsableCommand {
                          "merge_detect_ms": membership.mergeDetectMilliseconds, "join_ms": membership.joinMilliseconds],
             summary: ["medians_ms": medians])
         for key in medians.keys.sorted() { print("median \(key): \(medians[key]!) ms") }
-    }
-
-    /// Polls d1 every 5 ms until it is operational in a configuration of exactly `component`.
-    private func waitForD1(_ cluster: LocalCluster, in component: Set<String>) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if let status = try? await cluster.status(of: "d1"), status.membershipState == "operational",
-               status.configurationMemberNames == component {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        throw ExperimentError("d1 did not reach a configuration of \(component.sorted()) within 30 s")
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CohortCluster
+import CohortTransport
 import CohortSecurity
 import Foundation
 
@@ -12,7 +14,7 @@ struct ExperimentRunner: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cohort-experiments",
         abstract: "Runs Cohort's experiments on local clusters and writes Results/<experiment>/<name>.csv and meta.json.",
-        subcommands: [ThroughputExperiment.self, LatencyExperiment.self, MembershipExperiment.self, SimulatedMembershipExperiment.self, FlushCostExperiment.self, ChurnThroughputExperiment.self]
+        subcommands: [ThroughputExperiment.self, LatencyExperiment.self, MembershipExperiment.self, SimulatedMembershipExperiment.self, FlushCostExperiment.self, ChurnThroughputExperiment.self, RekeyExperiment.self]
     )
 }
 
@@ -27,35 +29,58 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Folder of the results.")
     var results = "Results"
 
-    @Option(help: "Comma-separated security architectures to measure: \(Self.measurable.joined(separator: ", ")) (default: all of them).")
+    @Option(help: "Comma-separated security architectures to measure: \(Architecture.registered.map(\.name).joined(separator: ", ")) (default: every one the transport allows).")
     var architectures: String?
 
-    /// The architectures the experiments on real processes measure today. `integrated-vs` is
-    /// registered but not yet measured: its clients reach the daemons over TLS or the Unix
-    /// socket while the experiments run over TCP, and `cohort flood` repeats one prepared
-    /// message, which a sealing architecture must seal anew each time (issue 27).
-    static let measurable = [Architecture.plain.name]
+    @Option(help: "How clients reach their daemons: unix (the local socket) or tcp. An architecture that sends group keys to clients refuses plain TCP, so compare architectures over unix.")
+    var transport = ClientTransport.unix
 
     @Flag(help: "Do not bring the release build of cohortd and cohort up to date first.")
     var noBuild = false
 
     /// The architectures to measure, validated.
-    func architectureNames() throws -> [String] {
-        guard let architectures else { return Self.measurable }
-        let names = architectures.split(separator: ",").map(String.init)
-        for name in names {
-            do { _ = try Architecture.named(name) } catch { throw ValidationError(error.description) }
-            guard Self.measurable.contains(name) else {
-                throw ValidationError("the experiments do not measure \(name) yet: they run over TCP and `cohort flood` repeats one prepared message, which \(name) must seal anew each time (issue 27)")
-            }
+    func selectedArchitectures() throws -> [Architecture] {
+        guard let architectures else {
+            return Architecture.registered.filter { transport == .unix || !$0.sealsClientData }
         }
-        return names
+        return try architectures.split(separator: ",").map { name in
+            let architecture: Architecture
+            do { architecture = try Architecture.named(String(name)) } catch { throw ValidationError("\(error)") }
+            if transport == .tcp, architecture.sealsClientData {
+                throw ValidationError("\(name) sends group keys to its clients and refuses them on plain TCP: use --transport unix")
+            }
+            return architecture
+        }
     }
+
+    /// The names of the architectures to measure, validated.
+    func architectureNames() throws -> [String] { try selectedArchitectures().map(\.name) }
 
     /// The name of the result: `name` if given, else `defaultName` (with `-quick` for a quick run).
     func resultName(_ defaultName: String) -> String { name ?? (quick ? "\(defaultName)-quick" : defaultName) }
 
     var resultsFolder: URL { URL(fileURLWithPath: results) }
+
+    /// The address clients of this experiment give to reach `member` (``transport``), as
+    /// `cohort --daemon` takes it.
+    func clientAddress(_ member: LocalCluster.Member) -> String {
+        transport == .unix ? member.socketAddress : member.clientAddress
+    }
+}
+
+extension LocalCluster.Member {
+    /// This daemon's address for clients over `transport`.
+    func daemonAddress(over transport: ClientTransport) -> DaemonAddress {
+        transport == .unix ? localAddress : address
+    }
+}
+
+/// How the clients of an experiment reach their daemons.
+enum ClientTransport: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// The daemon's local Unix socket (`unix:PATH`).
+    case unix
+    /// The daemon's client TCP port on loopback.
+    case tcp
 }
 
 /// Parses a comma-separated list of integers of at least `minimum` (positive by default).

@@ -1,13 +1,17 @@
 import ArgumentParser
 import CohortCluster
+import CohortSecurity
 import Foundation
 
 /// `throughput`: messages/s and MB/s against message size. One local cluster per architecture;
 /// a `cohort flood` sender on d1 and a `cohort flood --receive-only` listener on every other
-/// daemon (on d1 with one daemon), separate processes over TCP, AGREED. The figure is the
-/// slowest listener's receive rate. Two sender modes: `self-paced` (the sender receives its
-/// own messages and keeps at most 4 MiB in flight) and `write-only` (paced by the daemon's
-/// backpressure only).
+/// daemon (on d1 with one daemon), separate processes over the Unix socket (or TCP), AGREED.
+/// The figure is the slowest listener's receive rate. Two sender modes: `self-paced` (the
+/// sender receives its own messages and keeps at most 4 MiB in flight) and `write-only` (paced
+/// by the daemon's backpressure only; not under an architecture that seals, whose senders must
+/// be members holding the view's key). With `--vs`, every client joins with Virtual Synchrony
+/// and prepares each message anew: what an architecture that seals always does, so the
+/// like-with-like baseline for it.
 struct ThroughputExperiment: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "throughput",
@@ -27,6 +31,9 @@ struct ThroughputExperiment: AsyncParsableCommand {
 
     @Option(help: "Comma-separated sender modes: self-paced, write-only (default both; quick: self-paced).")
     var modes: String?
+
+    @Flag(help: "Clients join with Virtual Synchrony and prepare every message anew (always so under an architecture that seals): the like-with-like baseline for one.")
+    var vs = false
 
     @Option(help: "Messages per run (default: a few seconds' worth at each size: 400,000 up to 1 KiB, 100,000 up to 8 KiB, 20,000 above; quick: a tenth).")
     var messages: Int?
@@ -54,29 +61,31 @@ struct ThroughputExperiment: AsyncParsableCommand {
 
     func run() async throws {
         let executables = try Executables.prepare(build: !common.noBuild)
-        let architectures = try common.architectureNames()
+        let architectures = try common.selectedArchitectures()
         let sizeList = try integers(sizes, option: "--sizes")
         let repeatCount = repeats ?? (common.quick ? 1 : 3)
         var output = try ExperimentOutput(
             experiment: "throughput", name: common.resultName("daemons-\(daemons)"), results: common.resultsFolder,
-            columns: ["architecture", "mode", "size", "run", "messages", "sender_msgs_per_second", "sender_mb_per_second",
+            columns: ["architecture", "clients", "mode", "size", "run", "messages", "sender_msgs_per_second", "sender_mb_per_second",
                       "listener_msgs_per_second", "listener_mb_per_second", "loadavg"])
-        var progress = Progress(total: architectures.count * modeList.count * sizeList.count * repeatCount)
+        let runs = architectures.map { modes(for: $0).count }.reduce(0, +)
+        var progress = Progress(total: runs * sizeList.count * repeatCount)
         var figures: [String: [Double]] = [:]
         var daemonMetrics: [String: Any] = [:]
         var runNumber = 0
-        for architecture in architectures {
+        for registered in architectures {
+            let architecture = registered.name
             let cluster = try await LocalCluster.start(
                 daemons: daemons, basePort: try LocalCluster.freePorts(2 * daemons), architecture: architecture,
                 daemonExecutable: executables.daemon, metricsBasePort: try LocalCluster.freePorts(daemons))
             try await stopping(cluster) {
-                for mode in modeList {
+                for mode in modes(for: registered) {
                     for size in sizeList {
                         for run in 1...repeatCount {
                             runNumber += 1
                             let result = try await measure(
                                 cluster, executables, architecture: architecture, mode: mode, size: size, run: runNumber)
-                            try output.append([architecture, mode, size, run, result.messages,
+                            try output.append([architecture, clients(for: registered), mode, size, run, result.messages,
                                                Int(result.senderRate), String(format: "%.1f", result.senderMBps),
                                                Int(result.listenerRate), String(format: "%.1f", result.listenerMBps),
                                                ExperimentOutput.loadAverage()[0]])
@@ -93,12 +102,24 @@ struct ThroughputExperiment: AsyncParsableCommand {
         let medians = figures.mapValues { (median($0) * 10).rounded() / 10 }
         try output.finish(
             parameters: ["daemons": daemons, "sizes": sizeList, "repeats": repeatCount, "modes": modeList,
-                         "architectures": architectures, "service": "agreed", "transport": "tcp", "sender_daemon": "d1",
+                         "architectures": architectures.map(\.name), "service": "agreed", "transport": common.transport.rawValue, "sender_daemon": "d1",
+                         "clients": Dictionary(uniqueKeysWithValues: architectures.map { ($0.name, clients(for: $0)) }),
                          "listeners": max(1, daemons - 1), "window_bytes": 4 << 20, "quick": common.quick,
                          "messages": Dictionary(uniqueKeysWithValues: sizeList.map { ("\($0)", messages(size: $0)) }),
                          "figure": "slowest listener's receive rate"],
             summary: ["medians": medians, "daemon_metrics": daemonMetrics])
         for key in medians.keys.sorted() { print("median \(key): \(medians[key]!)") }
+    }
+
+    /// The sender modes measured under `architecture`: not write-only where senders seal.
+    private func modes(for architecture: Architecture) -> [String] {
+        architecture.sealsClientData ? modeList.filter { $0 != "write-only" } : modeList
+    }
+
+    /// How the clients run under `architecture`: `vs-prepare-each` (VS, every message prepared
+    /// anew: with `--vs`, and always where the architecture seals) or `evs-repeat`.
+    private func clients(for architecture: Architecture) -> String {
+        vs || architecture.sealsClientData ? "vs-prepare-each" : "evs-repeat"
     }
 
     private struct Result {
@@ -126,15 +147,15 @@ struct ThroughputExperiment: AsyncParsableCommand {
         defer { for listener in listeners { listener.kill() } }
         for member in listenerDaemons {
             listeners.append(try ChildProcess(executables.client, [
-                "flood", "--daemon", member.clientAddress, "--architecture", architecture, "--name", "listener\(run)-\(member.name)",
+                "flood", "--daemon", common.clientAddress(member), "--architecture", architecture, "--name", "listener\(run)-\(member.name)",
                 "--group", group, "--receive-only", "--count", "\(count)", "--size", "\(size)", "--json",
-            ]))
+            ] + (vs ? ["--vs"] : [])))
         }
         try await waitForMembers(cluster, group: group, names: listenerDaemons.map { "#listener\(run)-\($0.name)#\($0.name)" })
         var senderArguments = [
-            "flood", "--daemon", cluster.members[0].clientAddress, "--architecture", architecture, "--name", "sender\(run)",
+            "flood", "--daemon", common.clientAddress(cluster.members[0]), "--architecture", architecture, "--name", "sender\(run)",
             "--group", group, "--count", "\(count)", "--size", "\(size)", "--json",
-        ]
+        ] + (vs ? ["--vs", "--prepare-each"] : [])
         if mode == "write-only" { senderArguments.append("--write-only") }
         let sender = try JSONReport(try await ChildProcess(executables.client, senderArguments).result(timeout: timeout, what: "the sender"))
         var slowest: JSONReport?
