@@ -225,7 +225,7 @@ let package = Package(
         // The CPU cost of the message path, three daemon cores wired in memory (no sockets).
         .executableTarget(
             name: "cohort-path-bench",
-            dependencies: ["CohortConfiguration", "CohortCore", "CohortSecurity"],
+            dependencies: ["CohortConfiguration", "CohortCore", "CohortCrypto", "CohortSecurity"],
             path: "Experiments/MessagePathBenchmark",
             swiftSettings: strictSettings
         ),

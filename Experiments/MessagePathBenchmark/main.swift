@@ -1,5 +1,6 @@
 import CohortConfiguration
 import CohortCore
+import CohortCrypto
 import CohortSecurity
 #if canImport(Glibc)
 import Glibc
@@ -19,6 +20,13 @@ import Glibc
 /// Prints, per message size, nanoseconds of CPU per delivered message (both listeners) for the
 /// whole path and for each part, median of `--repeats` runs.
 ///
+/// With `--architecture integrated-vs`, the sealed path of that architecture: the daemons run
+/// its engine (they agree on K_s first and key every view), and the sender and the listeners are
+/// VS clients (the flush layer, ``VirtualSynchrony``) with the architecture's client hooks, so
+/// the sender wraps and seals every message anew and every member (the sender too: a closed
+/// group's sender is a member) opens what it gets. The sender's part is `sender_client_ns`;
+/// `listeners_ns` is every member's decoding and opening.
+///
 /// With `--ratio`, prints instead, per size, the wall-clock time per message divided by the time
 /// of a fixed reference workload (``referenceWork()``) run in between every few milliseconds of
 /// the message path (so both see the same share of a loaded machine), median of `--repeats` runs: a figure that follows this project's code and not the
@@ -27,7 +35,8 @@ import Glibc
 /// With `--codec`, prints instead the frame codec alone: nanoseconds per encode and per decode
 /// of a client's multicast frame and of the daemon's message frame to a client, per size.
 ///
-///     swift run -c release cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5] [--ratio | --codec]
+///     swift run -c release cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5]
+///         [--architecture plain|integrated-vs] [--ratio | --codec]
 @main
 struct MessagePathBenchmark {
     static func main() throws {
@@ -36,6 +45,7 @@ struct MessagePathBenchmark {
         var repeats = 5
         var ratio = false
         var codec = false
+        var architecture = Architecture.plain
         var arguments = CommandLine.arguments.dropFirst().makeIterator()
         while let argument = arguments.next() {
             switch argument {
@@ -44,8 +54,15 @@ struct MessagePathBenchmark {
             case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
             case "--ratio": ratio = true
             case "--codec": codec = true
+            case "--architecture":
+                let name = arguments.next() ?? ""
+                guard let named = try? Architecture.named(name), [Architecture.plain.name, Architecture.integratedVS.name].contains(named.name) else {
+                    print("--architecture: plain or integrated-vs, not '\(name)'")
+                    return
+                }
+                architecture = named
             default:
-                print("usage: cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5] [--ratio | --codec]")
+                print("usage: cohort-path-bench [--sizes 100,1024,65536] [--messages 200000] [--repeats 5] [--architecture plain|integrated-vs] [--ratio | --codec]")
                 return
             }
         }
@@ -64,7 +81,7 @@ struct MessagePathBenchmark {
                 let count = messageCount(size: size, messages: messages)
                 var ratios: [Double] = []
                 for _ in 0..<repeats {
-                    var path = try MessagePath(payloadBytes: size)
+                    var path = try MessagePath(payloadBytes: size, architecture: architecture)
                     let figures = try path.run(messages: count, interleavingReference: true)
                     ratios.append(figures.total / figures.reference)
                 }
@@ -72,12 +89,12 @@ struct MessagePathBenchmark {
             }
             return
         }
-        print("size,messages,ns_per_message,sender_daemon_ns,receiving_daemons_ns,listeners_ns,codec_ns")
+        print("size,messages,ns_per_message,sender_client_ns,sender_daemon_ns,receiving_daemons_ns,listeners_ns,codec_ns")
         for size in sizes {
             let count = messageCount(size: size, messages: messages)
             var runs: [Figures] = []
             for _ in 0..<repeats {
-                var path = try MessagePath(payloadBytes: size)
+                var path = try MessagePath(payloadBytes: size, architecture: architecture)
                 runs.append(try path.run(messages: count))
             }
             let median = runs.sorted { $0.total < $1.total }[runs.count / 2]
@@ -93,6 +110,8 @@ func messageCount(size: Int, messages: Int) -> Int { size >= 65536 ? max(1, mess
 /// CPU nanoseconds of one run, per delivered message.
 struct Figures {
     var total: Double
+    /// The sending client's wrapping and sealing (0 under `plain`, whose frame is made once).
+    var senderClient: Double
     var senderDaemon: Double
     var receivingDaemons: Double
     var listeners: Double
@@ -100,7 +119,7 @@ struct Figures {
     /// Nanoseconds per call of ``referenceWork()`` run in between (0 unless asked for).
     var reference: Double = 0
     var row: String {
-        [total, senderDaemon, receivingDaemons, listeners, codec].map { String(Int($0.rounded())) }.joined(separator: ",")
+        [total, senderClient, senderDaemon, receivingDaemons, listeners, codec].map { String(Int($0.rounded())) }.joined(separator: ",")
     }
 }
 
@@ -212,18 +231,38 @@ struct MessagePath {
     /// CPU spent per part.
     var coreTime = [UInt64](repeating: 0, count: 3)
     var listenerTime: UInt64 = 0
+    var senderTime: UInt64 = 0
     var codecTime: UInt64 = 0
+    /// Under an architecture that seals: the VS client of each daemon's session (index 0 the
+    /// sender); `nil` under `plain`.
+    var clients: [SealingClient]?
 
-    init(payloadBytes: Int) throws {
+    /// A VS client with the architecture's hooks, as the client library runs them.
+    struct SealingClient {
+        var vs: VirtualSynchrony
+        var hooks: any ClientSecurityHooks
+    }
+
+    init(payloadBytes: Int, architecture: Architecture = .plain) throws {
         self.payloadBytes = payloadBytes
         let membership = DaemonConfiguration.Membership()
-        daemons = try (1...3).map { index in
-            var settings = DaemonCore.Settings(daemonName: "d\(index)")
+        let names = (1...3).map { "d\($0)" }
+        let keys = Dictionary(uniqueKeysWithValues: names.map { ($0, SigningKey.generate()) })
+        daemons = try names.map { name in
+            var settings = DaemonCore.Settings(daemonName: name)
             settings.incarnation = 1
-            settings.ring = try membership.ringSettings(for: DaemonID(name: "d\(index)", incarnation: 1))
-            return try DaemonCore(settings: settings, security: PlainDaemonSecurity())
+            settings.ring = try membership.ringSettings(for: DaemonID(name: name, incarnation: 1))
+            let engine = try architecture.makeDaemonEngine(DaemonSecurityContext(
+                daemonName: name, signingKey: keys[name], daemonPublicKeys: keys.mapValues(\.publicKeyBytes), hasPeers: true))
+            return try DaemonCore(settings: settings, security: engine)
         }
         paused = [false, false, false]
+        if architecture.sealsClientData {
+            clients = try names.enumerated().map { index, name in
+                let member = try MemberID(name: index == 0 ? "sender" : "l\(index + 1)", daemon: name)
+                return SealingClient(vs: VirtualSynchrony(member: member), hooks: try architecture.makeClientHooks(member: member))
+            }
+        }
     }
 
     /// Forms the ring, connects the clients, sends `messages` and waits for both listeners.
@@ -234,17 +273,24 @@ struct MessagePath {
         for index in 0..<3 { handle(index, .start) }
         runUntil { $0.daemons.allSatisfy { $0.groups.isStable && $0.groups.ring.configuration?.members.count == 3 } }
         // Sessions: 1 on each daemon; the sender does not join, the listeners do.
+        let sealing = clients != nil
         for index in 0..<3 {
-            handle(index, .sessionOpened(SessionID(1), .test()))
-            handle(index, .frame(SessionID(1), .connect(ConnectRequest(privateName: index == 0 ? "sender" : "l\(index + 1)", wantsMembership: false))))
+            // A local client: an architecture that hands out keys refuses plain TCP.
+            handle(index, .sessionOpened(SessionID(1), ClientOrigin(source: "bench", address: "bench", link: .unix)))
+            handle(index, .frame(SessionID(1), .connect(ConnectRequest(privateName: index == 0 ? "sender" : "l\(index + 1)", wantsMembership: sealing))))
         }
         let group = try GroupName(Self.group)
-        handle(1, .frame(SessionID(1), .join(group)))
-        handle(2, .frame(SessionID(1), .join(group)))
-        runUntil { $0.daemons[0].table.members(of: group).count == 2 }
+        // Under an architecture that seals the sender is a member too (closed groups).
+        for index in (sealing ? 0 : 1)..<3 { handle(index, .frame(SessionID(1), .join(group))) }
+        if let _ = clients {
+            runUntil { path in path.clients!.allSatisfy { $0.vs.view(of: group)?.members.count == 3 } && path.clients![0].vs.canSend(in: group) }
+        } else {
+            runUntil { $0.daemons[0].table.members(of: group).count == 2 }
+        }
         delivered = [0, 0, 0]
         coreTime = [0, 0, 0]
         listenerTime = 0
+        senderTime = 0
         codecTime = 0
 
         // The sender's frames, as the client library encodes them.
@@ -269,6 +315,11 @@ struct MessagePath {
                 // One read's worth of frames from the sender's socket.
                 let now = Instant(nanoseconds: self.now)
                 for _ in 0..<min(batch, messages - sent) {
+                    if sealing {
+                        try sendSealed(group: group, now: now)
+                        sent += 1
+                        continue
+                    }
                     let t0 = cpuNanoseconds()
                     let decoded = try frame.withUnsafeBytes { raw in
                         try ClientFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, memo: &memos[0])
@@ -284,10 +335,84 @@ struct MessagePath {
         let total = cpuNanoseconds() - start - referenceTime
         let deliveries = Double(2 * messages)
         return Figures(
-            total: Double(total) / deliveries, senderDaemon: Double(coreTime[0]) / deliveries,
+            total: Double(total) / deliveries, senderClient: Double(senderTime) / deliveries, senderDaemon: Double(coreTime[0]) / deliveries,
             receivingDaemons: Double(coreTime[1] + coreTime[2]) / deliveries,
             listeners: Double(listenerTime) / deliveries, codec: Double(codecTime) / deliveries,
             reference: referenceCalls == 0 ? 0 : Double(referenceTime) / Double(referenceCalls))
+    }
+
+    /// The sender's next message under an architecture that seals: made anew (payload, VS
+    /// wrapping, sealing, the client frame), decoded by its daemon and handled; then the flush
+    /// layer learns it is written.
+    mutating func sendSealed(group: GroupName, now: Instant) throws {
+        let t0 = cpuNanoseconds()
+        var message = try clients![0].vs.wrap(OutgoingMessage(
+            service: .agreed, messageType: 0, groups: [group], payload: [UInt8](repeating: 7, count: payloadBytes)))
+        try clients![0].hooks.seal(&message)
+        scratch.removeAll()
+        ClientFrame.multicast(message).encode(into: &scratch)
+        let frame = scratch.bytes
+        let t1 = cpuNanoseconds()
+        let decoded = try frame.withUnsafeBytes { raw in
+            try ClientFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, memo: &memos[0])
+        }
+        let t2 = cpuNanoseconds()
+        senderTime += t1 - t0
+        codecTime += t2 - t1
+        handle(0, .frame(SessionID(1), decoded), now: now)
+        let t3 = cpuNanoseconds()
+        try clientActions(clients![0].vs.on(.written(group)), at: 0)
+        senderTime += cpuNanoseconds() - t3
+    }
+
+    /// A frame a sealing client decoded: views installed and messages opened by the hooks, then
+    /// the flush layer.
+    mutating func clientReceives(_ frame: DaemonFrame, at index: Int) throws {
+        switch frame {
+        case .view(var view):
+            try clients![index].hooks.install(&view)
+            try clientActions(clients![index].vs.on(.view(view)), at: index)
+        case .message(let message):
+            // Sealed in a view this member was not in (a flush-ok before it joined): the client
+            // library drops it, as the flush layer would.
+            guard let opened = try open(message, at: index) else { return }
+            try clientActions(clients![index].vs.on(.message(opened)), at: index)
+        default:
+            break
+        }
+    }
+
+    /// `message` opened by the client of daemon `index`; `nil` if sealed under a key of a view
+    /// that client is not in.
+    mutating func open(_ message: DeliveredMessage, at index: Int) throws(ArchitectureError) -> DeliveredMessage? {
+        var message = message
+        do {
+            try clients![index].hooks.open(&message)
+        } catch {
+            if error.kind == .notForThisMember { return nil }
+            throw error
+        }
+        return message
+    }
+
+    /// Performs the flush layer's actions for the client of daemon `index` (automatic flush).
+    mutating func clientActions(_ actions: [VirtualSynchrony.Action], at index: Int) throws {
+        for action in actions {
+            switch action {
+            case .message(let message):
+                if message.payload.count == payloadBytes { delivered[index] += 1 }
+            case .view(let view, _):
+                clients![index].hooks.viewInstalled(view)
+            case .flushRequest(let group):
+                try clientActions(clients![index].vs.on(.flush(group)), at: index)
+            case .send(var flushOK):
+                try clients![index].hooks.seal(&flushOK)
+                handle(index, .frame(SessionID(1), .multicast(flushOK)))
+                if let group = flushOK.groups.first { try clientActions(clients![index].vs.on(.written(group)), at: index) }
+            case .hold, .abandoned, .discarded:
+                break
+            }
+        }
     }
 
     /// Runs until `done` holds (or virtual time runs 60 s).
@@ -386,7 +511,15 @@ struct MessagePath {
             let decoded = try! wire.withUnsafeBytes { raw in
                 try DaemonFrame.decode(body: UnsafeRawBufferPointer(rebasing: raw[4...]), limits: limits, memo: &clientMemos[index])
             }
-            if case .message(let message) = decoded, message.payload.count == payloadBytes { delivered[index] += 1 }
+            if clients != nil {
+                do {
+                    try clientReceives(decoded, at: index)
+                } catch {
+                    fatalError("the client of d\(index + 1) refused what its daemon delivered: \(error)")
+                }
+            } else if case .message(let message) = decoded, message.payload.count == payloadBytes {
+                delivered[index] += 1
+            }
         }
         listenerTime += cpuNanoseconds() - t1
     }
