@@ -21,6 +21,8 @@
 # nothing. Failing seeds are printed with their replay commands (and kept in the chunk logs
 # under Results/simulation-soak/failures/). At the end, Results/simulation-soak/summary.json
 # totals every recorded chunk of the revision. Exit status 1 if any property broke.
+# SUMMARY_ONLY=1 Scripts/soak.sh writes that summary alone (of a soak that was stopped), running
+# nothing (with the same SEMANTICS, ARCHITECTURE and REVISION as the soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds="${1:-100000}"
@@ -41,6 +43,8 @@ simulated=(Sources/CohortCore ':(exclude)Sources/CohortCore/Daemon' Sources/Coho
            Sources/CohortCrypto Sources/COpenSSL Sources/CGMP Sources/CohortSecurity Sources/cohort/SimulateCommand.swift)
 revision=${REVISION:-$(git log -1 --format=%H -- "${simulated[@]}")}
 kept=.build/soak/$revision/cohort
+status=0
+if [ -z "${SUMMARY_ONLY:-}" ]; then
 if [ -z "${REVISION:-}" ]; then
   if [ -n "$(git status --porcelain --untracked-files=no -- "${simulated[@]}")" ]; then
     echo "the simulated code has uncommitted changes: commit them first, so the soak is of a revision" >&2
@@ -57,7 +61,6 @@ mkdir -p "$OUT/failures"
 binary=$(mktemp -d)/cohort
 cp "$kept" "$binary"
 [ -f "$OUT/chunks.csv" ] || echo "revision,first_seed,seeds,violations,seconds,finished" > "$OUT/chunks.csv"
-status=0
 start=$first
 end=$((first + seeds - 1))
 while [ "$start" -le "$end" ]; do
@@ -81,6 +84,7 @@ while [ "$start" -le "$end" ]; do
   echo "seeds $start-$((start + count - 1)): $violations violations"
   start=$((start + count))
 done
+fi
 python3 - "$OUT" "$revision" "$semantics" "$architecture" <<'PY'
 import csv, json, os, platform, sys, datetime
 out, revision, semantics, architecture = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]

@@ -282,7 +282,7 @@ struct MessagePath {
         let group = try GroupName(Self.group)
         // Under an architecture that seals the sender is a member too (closed groups).
         for index in (sealing ? 0 : 1)..<3 { handle(index, .frame(SessionID(1), .join(group))) }
-        if let _ = clients {
+        if sealing {
             runUntil { path in path.clients!.allSatisfy { $0.vs.view(of: group)?.members.count == 3 } && path.clients![0].vs.canSend(in: group) }
         } else {
             runUntil { $0.daemons[0].table.members(of: group).count == 2 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Cohort
 import CohortCluster
 import CohortCore
+import CohortSecurity
 import Foundation
 import Synchronization
 
@@ -35,6 +36,9 @@ struct ChurnThroughputExperiment: AsyncParsableCommand {
         guard size >= 16 else { throw ValidationError("--size must be at least 16") }
         if let seconds, seconds <= 0 { throw ValidationError("--seconds must be positive") }
         if let periods { _ = try integers(periods, option: "--periods", minimum: 0) }
+        guard common.architectures == nil || common.architectures == Architecture.plain.name else {
+            throw ValidationError("--architectures: churn-throughput compares EVS with VS, so it runs plain (an architecture that keys views is VS only; its price of a view change is what flush-cost and rekey measure)")
+        }
     }
 
     func run() async throws {
@@ -51,7 +55,7 @@ struct ChurnThroughputExperiment: AsyncParsableCommand {
         try await stopping(cluster) {
             for period in periodList {
                 for semantics in GroupSemantics.allCases {
-                    let run = ChurnRun(cluster: cluster, semantics: semantics, size: size, period: period, seconds: measured)
+                    let run = ChurnRun(cluster: cluster, transport: common.transport, semantics: semantics, size: size, period: period, seconds: measured)
                     let result = try await run.measure()
                     let rate = Double(result.slowest) / measured
                     try output.append([semantics.rawValue, period, Int(rate), String(format: "%.1f", rate * Double(size) / 1e6),
@@ -64,7 +68,7 @@ struct ChurnThroughputExperiment: AsyncParsableCommand {
         }
         try output.finish(
             parameters: ["daemons": daemons, "size": size, "periods_ms": periodList, "seconds": measured, "service": "agreed",
-                         "sender_daemon": "d1", "churner_daemon": "d\(daemons)", "transport": "tcp", "quick": common.quick,
+                         "sender_daemon": "d1", "churner_daemon": "d\(daemons)", "transport": common.transport.rawValue, "quick": common.quick,
                          "flush_policy": "automatic"],
             summary: summary)
     }
@@ -73,6 +77,7 @@ struct ChurnThroughputExperiment: AsyncParsableCommand {
 /// One run: receivers, sender and churner for `seconds`.
 struct ChurnRun: Sendable {
     let cluster: LocalCluster
+    let transport: ClientTransport
     let semantics: GroupSemantics
     let size: Int
     let period: Int
@@ -102,7 +107,7 @@ struct ChurnRun: Sendable {
             let end = start + UInt64(seconds * 1e9)
             for (index, member) in receivers.enumerated() {
                 tasks.addTask {
-                    try await CohortClient.withConnection(to: member.address, options: options("receiver\(index)")) { connection in
+                    try await CohortClient.withConnection(to: member.daemonAddress(over: transport), options: options("receiver\(index)")) { connection in
                         try await connection.join(group)
                         var counted = 0
                         var joined = false
@@ -152,7 +157,7 @@ struct ChurnRun: Sendable {
 
     /// Floods until the receivers are done; returns how many sends a flush refused.
     private func send(start: UInt64, end: UInt64, stop: Shared<Bool>) async throws -> Int {
-        try await CohortClient.withConnection(to: cluster.members[0].address, options: options("sender")) { connection in
+        try await CohortClient.withConnection(to: cluster.members[0].daemonAddress(over: transport), options: options("sender")) { connection in
             let (views, viewArrived) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             try await connection.join(group)
             let reader = Task {
@@ -180,7 +185,7 @@ struct ChurnRun: Sendable {
 
     /// Joins and leaves the group every `period` milliseconds until `end`.
     private func churn(until end: UInt64, changes: Shared<Int>) async throws {
-        try await CohortClient.withConnection(to: cluster.members[cluster.members.count - 1].address, options: options("churner")) { connection in
+        try await CohortClient.withConnection(to: cluster.members[cluster.members.count - 1].daemonAddress(over: transport), options: options("churner")) { connection in
             var events = connection.events.makeAsyncIterator()
             while monotonicNanoseconds() < end {
                 try await connection.join(group)

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CohortCluster
-import CohortTransport
 import CohortSecurity
+import CohortTransport
 import Foundation
 
 /// `cohort-experiments`: named, parameterised experiments on local clusters of real daemon
