@@ -214,6 +214,8 @@ func referenceWork() -> Int {
 struct MessagePath {
     static let group = "flood"
     let payloadBytes: Int
+    /// The application's payload, the same every message (as `cohort flood` sends it).
+    let payload: [UInt8]
     var daemons: [DaemonCore]
     /// Link frames in flight, in order: (to daemon index, frame bytes) — or a message a daemon
     /// sent itself (looped back without encoding, as the shell does).
@@ -245,6 +247,7 @@ struct MessagePath {
 
     init(payloadBytes: Int, architecture: Architecture = .plain) throws {
         self.payloadBytes = payloadBytes
+        payload = [UInt8](repeating: 7, count: payloadBytes)
         let membership = DaemonConfiguration.Membership()
         let names = (1...3).map { "d\($0)" }
         let keys = Dictionary(uniqueKeysWithValues: names.map { ($0, SigningKey.generate()) })
@@ -296,7 +299,7 @@ struct MessagePath {
         // The sender's frames, as the client library encodes them.
         var writer = WireWriter(capacity: payloadBytes + 64)
         ClientFrame.multicast(OutgoingMessage(
-            service: .agreed, messageType: 0, groups: [group], payload: [UInt8](repeating: 7, count: payloadBytes))).encode(into: &writer)
+            service: .agreed, messageType: 0, groups: [group], payload: payload)).encode(into: &writer)
         let frame = writer.bytes
         let start = cpuNanoseconds()
         var sent = 0
@@ -341,13 +344,12 @@ struct MessagePath {
             reference: referenceCalls == 0 ? 0 : Double(referenceTime) / Double(referenceCalls))
     }
 
-    /// The sender's next message under an architecture that seals: made anew (payload, VS
-    /// wrapping, sealing, the client frame), decoded by its daemon and handled; then the flush
+    /// The sender's next message under an architecture that seals: made anew (VS wrapping,
+    /// which copies the application's payload, sealing, the client frame), decoded by its daemon and handled; then the flush
     /// layer learns it is written.
     mutating func sendSealed(group: GroupName, now: Instant) throws {
         let t0 = cpuNanoseconds()
-        var message = try clients![0].vs.wrap(OutgoingMessage(
-            service: .agreed, messageType: 0, groups: [group], payload: [UInt8](repeating: 7, count: payloadBytes)))
+        var message = try clients![0].vs.wrap(OutgoingMessage(service: .agreed, messageType: 0, groups: [group], payload: payload))
         try clients![0].hooks.seal(&message)
         scratch.removeAll()
         ClientFrame.multicast(message).encode(into: &scratch)

@@ -1,4 +1,6 @@
+import Cohort
 import CohortCluster
+import CohortCore
 import Foundation
 
 /// The `cohortd` and `cohort` executables an experiment starts as processes.
@@ -120,6 +122,51 @@ extension LocalCluster {
             try await Task.sleep(for: .milliseconds(5))
         }
         throw ExperimentError("d1 did not reach a configuration of \(component.sorted()) within 30 s")
+    }
+}
+
+/// Runs `members` clients of `cluster` (client i on daemon i mod n, with `options(i)`) that join
+/// `groups` and read their events until `driver` returns — reading, their flush layers run — and
+/// hand `onView` every view that names them; returns what `driver` returned, or throws after
+/// `timeout`. The clients are of this process, on one monotonic clock.
+func withMembers<Result: Sendable>(
+    _ members: Int, of cluster: LocalCluster, over transport: ClientTransport, joining groups: [String],
+    options: @escaping @Sendable (Int) -> ConnectionOptions, onView: @escaping @Sendable (Int, GroupView) -> Void,
+    timeout: Duration, what: String, driver: @escaping @Sendable () async throws -> Result
+) async throws -> Result {
+    try await withThrowingTaskGroup(of: Result?.self) { tasks in
+        let done = DeliveryGate(count: 1)
+        for index in 0..<members {
+            let daemon = cluster.members[index % cluster.members.count]
+            tasks.addTask {
+                try await CohortClient.withConnection(to: daemon.daemonAddress(over: transport), options: options(index)) { connection in
+                    let reader = Task {
+                        for try await event in connection.events {
+                            if case .view(let view) = event, view.members.contains(connection.member) { onView(index, view) }
+                        }
+                    }
+                    for group in groups { try await connection.join(group) }
+                    await done.wait()
+                    reader.cancel()
+                }
+                return nil
+            }
+        }
+        tasks.addTask {
+            defer { done.arrive() }
+            return try await driver()
+        }
+        tasks.addTask {
+            try await Task.sleep(for: timeout)
+            throw ExperimentError("\(what) did not finish within \(timeout)")
+        }
+        while let result = try await tasks.next() {
+            if let result {
+                tasks.cancelAll()
+                return result
+            }
+        }
+        throw ExperimentError("\(what) ended without a result")
     }
 }
 

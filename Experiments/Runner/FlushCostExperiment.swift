@@ -124,43 +124,13 @@ struct FlushCostRun: Sendable {
     func measure() async throws -> [Sample] {
         let (arrivals, arrived) = AsyncStream<Arrival>.makeStream()
         let members = size - 1
-        return try await withThrowingTaskGroup(of: [Sample]?.self) { tasks in
-            // The members: each reads its events (the flush layer runs as it reads) and reports
-            // every view of the group; they stay until the joiner is done.
-            let done = DeliveryGate(count: 1)
-            for index in 0..<members {
-                let member = cluster.members[index % cluster.members.count]
-                tasks.addTask {
-                    try await CohortClient.withConnection(to: member.daemonAddress(over: transport), options: options("m\(index)-\(group)")) { connection in
-                        try await connection.join(group)
-                        let reader = Task {
-                            for try await event in connection.events {
-                                if case .view(let view) = event, view.group.rawValue == group, view.members.contains(connection.member) {
-                                    arrived.yield(Arrival(member: index, count: view.members.count, nanoseconds: monotonicNanoseconds()))
-                                }
-                            }
-                        }
-                        await done.wait()
-                        reader.cancel()
-                    }
-                    return nil
-                }
-            }
-            tasks.addTask {
-                defer { done.arrive() }
-                return try await joinerCycles(arrivals: arrivals, members: members)
-            }
-            tasks.addTask {
-                try await Task.sleep(for: .seconds(120 + 5 * cycles))
-                throw ExperimentError("flush-cost for \(semantics) size \(size) did not finish in time")
-            }
-            while let result = try await tasks.next() {
-                if let samples = result {
-                    tasks.cancelAll()
-                    return samples
-                }
-            }
-            throw ExperimentError("flush-cost run ended without samples")
+        // The members report every view of the group; they stay until the joiner is done.
+        return try await withMembers(
+            members, of: cluster, over: transport, joining: [group], options: { options("m\($0)-\(group)") },
+            onView: { index, view in arrived.yield(Arrival(member: index, count: view.members.count, nanoseconds: monotonicNanoseconds())) },
+            timeout: .seconds(120 + 5 * cycles), what: "flush-cost for \(semantics) size \(size)"
+        ) {
+            try await joinerCycles(arrivals: arrivals, members: members)
         }
     }
 

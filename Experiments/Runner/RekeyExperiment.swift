@@ -112,52 +112,29 @@ struct RekeyRun: Sendable {
 
     private func group(_ index: Int) -> String { "rekey-\(index)" }
 
-    /// The daemon of member `index`.
+    /// The daemon of member `index` (as ``withMembers`` places them).
     private func daemon(of index: Int) -> LocalCluster.Member { cluster.members[index % cluster.members.count] }
 
     func measure() async throws -> [Sample] {
         let tracker = ViewTracker(members: members, groups: groups, keyed: architecture.sealsClientData)
         let names = (0..<groups).map(group)
         let indexOf = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
-        return try await withThrowingTaskGroup(of: [Sample]?.self) { tasks in
-            let done = DeliveryGate(count: 1)
-            // Every member expects a view of all members of every group: its joins are done.
-            tracker.expect(Array(repeating: members, count: members))
-            for index in 0..<members {
-                tasks.addTask {
-                    var options = ConnectionOptions(name: "m\(index)")
-                    options.architecture = architecture
-                    options.semantics = .virtualSynchrony
-                    try await CohortClient.withConnection(to: daemon(of: index).daemonAddress(over: transport), options: options) { connection in
-                        let reader = Task {
-                            for try await event in connection.events {
-                                if case .view(let view) = event, let group = indexOf[view.group.rawValue], view.members.contains(connection.member) {
-                                    tracker.record(member: index, group: group, view: view, at: monotonicNanoseconds())
-                                }
-                            }
-                        }
-                        for name in names { try await connection.join(name) }
-                        await done.wait()
-                        reader.cancel()
-                    }
-                    return nil
-                }
-            }
-            tasks.addTask {
-                defer { done.arrive() }
-                return try await cycle(tracker)
-            }
-            tasks.addTask {
-                try await Task.sleep(for: .seconds(180 + cycles * (30 + groups / 10)))
-                throw ExperimentError("rekey with \(groups) groups under \(architecture.name) did not finish in time")
-            }
-            while let result = try await tasks.next() {
-                if let samples = result {
-                    tasks.cancelAll()
-                    return samples
-                }
-            }
-            throw ExperimentError("the rekey run ended without samples")
+        // Every member expects a view of all members of every group: its joins are done.
+        tracker.expect(Array(repeating: members, count: members))
+        return try await withMembers(
+            members, of: cluster, over: transport, joining: names,
+            options: { index in
+                var options = ConnectionOptions(name: "m\(index)")
+                options.architecture = architecture
+                options.semantics = .virtualSynchrony
+                return options
+            },
+            onView: { index, view in
+                if let group = indexOf[view.group.rawValue] { tracker.record(member: index, group: group, view: view, at: monotonicNanoseconds()) }
+            },
+            timeout: .seconds(180 + cycles * (30 + groups / 10)), what: "rekey with \(groups) groups under \(architecture.name)"
+        ) {
+            try await cycle(tracker)
         }
     }
 
